@@ -1,0 +1,1 @@
+"""The benchmark runner, results store and command-line interface (``wlrbench``)."""

@@ -1,0 +1,1 @@
+"""Subcommands of the ``wlrbench`` CLI, one module each (see ``bench.cli``)."""

@@ -1,0 +1,93 @@
+"""Bring-your-own problems: read and write ``.npz`` and ``.safetensors`` files.
+
+Both formats hold the arrays ``A`` and ``W`` (m×n) and optionally scalars ``rank`` and ``f_star``; ``save``
+also writes ``name`` and ``meta`` (JSON) so a round trip is lossless. Every failure to read a file raises
+``ProblemFileError`` (a ValueError) naming the file and what is wrong with it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from problems.problem import Problem
+
+FORMATS = (".npz", ".safetensors")
+
+
+class ProblemFileError(ValueError):
+    """A problem file is missing, unreadable or lacks what a problem needs."""
+
+
+def _read_npz(path: Path) -> tuple[dict, dict]:
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    text = {k: str(arrays.pop(k)) for k in ("name", "meta") if k in arrays}
+    return arrays, text
+
+
+def _read_safetensors(path: Path) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as f:
+        arrays = {k: f.get_tensor(k) for k in f.keys()}
+        text = dict(f.metadata() or {})
+    return arrays, text
+
+
+def _scalar(arrays: dict, text: dict, key: str):
+    if key in arrays:
+        return np.asarray(arrays[key]).item()
+    if key in text and text[key] not in ("", "None"):
+        return json.loads(text[key])
+    return None
+
+
+def load(path, rank: int | None = None) -> Problem:
+    """Read a problem; ``rank`` overrides the file's own (one of them must be given)."""
+    path = Path(path)
+    if path.suffix not in FORMATS:
+        raise ProblemFileError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(FORMATS)}")
+    if not path.is_file():
+        raise ProblemFileError(f"{path}: no such file")
+    try:
+        arrays, text = _read_npz(path) if path.suffix == ".npz" else _read_safetensors(path)
+    except Exception as exc:  # corrupt zip, bad header, truncated file, ...
+        raise ProblemFileError(f"{path}: cannot read as {path.suffix}: {exc}") from exc
+    missing = [k for k in ("A", "W") if k not in arrays]
+    if missing:
+        raise ProblemFileError(f"{path}: missing array(s) {', '.join(missing)}; found {sorted(arrays) or 'none'}")
+    rank = rank if rank is not None else _scalar(arrays, text, "rank")
+    if rank is None:
+        raise ProblemFileError(f"{path}: the file stores no 'rank'; pass rank=...")
+    meta = json.loads(text["meta"]) if text.get("meta") else {}
+    meta.setdefault("source", str(path))
+    return Problem(arrays["A"], arrays["W"], int(rank), name=text.get("name") or path.stem,
+                   f_star=_scalar(arrays, text, "f_star"), meta=meta)
+
+
+def save(problem: Problem, path) -> Path:
+    """Write ``problem`` to ``path`` (.npz or .safetensors), atomically (temp file, then rename)."""
+    path = Path(path)
+    if path.suffix not in FORMATS:
+        raise ProblemFileError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(FORMATS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    A, W = problem.A.numpy(), problem.W.numpy()
+    meta = json.dumps(problem.meta, default=str)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    if path.suffix == ".npz":
+        extra = {} if problem.f_star is None else {"f_star": np.float64(problem.f_star)}
+        np.savez(tmp, A=A, W=W, rank=np.int64(problem.rank), name=np.str_(problem.name), meta=np.str_(meta),
+                 **extra)
+    else:
+        from safetensors.numpy import save_file
+
+        tensors = {"A": np.ascontiguousarray(A), "W": np.ascontiguousarray(W),
+                   "rank": np.array(problem.rank, dtype=np.int64)}
+        if problem.f_star is not None:
+            tensors["f_star"] = np.array(problem.f_star, dtype=np.float64)
+        save_file(tensors, str(tmp), metadata={"name": problem.name, "meta": meta})
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,143 @@
+"""The WLRA problem instance: A, W, rank, and the objective every solver is measured by.
+
+    f(U, V) = Σ_ij W_ij (A_ij − (U Vᵀ)_ij)²,        rel_error = f / Σ_ij W_ij A_ij²
+
+rel_error is 0 for an exact fit and 1 for the zero matrix, so it compares across problems.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import torch
+
+from solvers.objective import weighted_squared_error
+
+
+def _as_float_tensor(x: Any, what: str) -> torch.Tensor:
+    """Convert an array-like to a CPU floating tensor, or raise a clear TypeError/ValueError."""
+    if isinstance(x, torch.Tensor):
+        t = x.detach().to("cpu")
+    else:
+        arr = np.asarray(x)
+        if arr.dtype == object or arr.dtype.kind in "USV":
+            raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if t.is_complex():
+        raise TypeError(f"{what} must be real, got complex dtype {t.dtype}")
+    if t.dtype == torch.bool or not t.is_floating_point():
+        t = t.to(torch.float64)
+    elif t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float32)  # float16/bfloat16 storage: compute in float32 at least
+    if t.dim() != 2:
+        raise ValueError(f"{what} must be a 2-D matrix, got {t.dim()}-D with shape {tuple(t.shape)}")
+    if t.numel() == 0:
+        raise ValueError(f"{what} is empty (shape {tuple(t.shape)})")
+    if not torch.isfinite(t).all():
+        bad = int((~torch.isfinite(t)).sum())
+        raise ValueError(f"{what} contains {bad} NaN/Inf entries")
+    return t.contiguous()
+
+
+def rank_for_param_ratio(m: int, n: int, param_ratio: float) -> int:
+    """r = ⌊ρ·mn/(m+n)⌋ (at least 1): the rank whose factors store a fraction ρ of the mn entries."""
+    if not (param_ratio > 0):
+        raise ValueError(f"param_ratio must be positive, got {param_ratio}")
+    return max(1, min(min(m, n), int(math.floor(param_ratio * m * n / (m + n)))))
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """A weighted low-rank approximation instance.
+
+    A, W: m×n, numpy arrays or torch tensors (stored as CPU float32/float64 tensors of A's dtype).
+    rank: target rank r, 1 ≤ r ≤ min(m, n).
+    f_star: the optimal raw objective when known (synthetic families), else None.
+    meta: free-form provenance (family, model, layer, ...). ``meta["f_star_by_rank"]``, when present,
+    is a list whose entry k is f* at rank k (None where unknown); ``with_rank`` uses it.
+    """
+
+    A: Any
+    W: Any
+    rank: int
+    name: str = "problem"
+    f_star: float | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        A = _as_float_tensor(self.A, "A")
+        W = _as_float_tensor(self.W, "W").to(A.dtype)
+        if A.shape != W.shape:
+            raise ValueError(f"shape mismatch: A is {tuple(A.shape)} but W is {tuple(W.shape)}")
+        if (W < 0).any():
+            raise ValueError(f"W must be non-negative; it has {int((W < 0).sum())} negative entries "
+                             f"(min {W.min().item():.3g})")
+        if not (W > 0).any():
+            raise ValueError("W is all zero: every approximation is optimal, the problem is empty")
+        if isinstance(self.rank, bool) or not isinstance(self.rank, (int, np.integer)):
+            raise TypeError(f"rank must be an integer, got {type(self.rank).__name__}")
+        m, n = A.shape
+        if not 1 <= int(self.rank) <= min(m, n):
+            raise ValueError(f"rank {self.rank} out of range: need 1 ≤ rank ≤ min(m, n) = {min(m, n)}")
+        if self.f_star is not None and not (math.isfinite(self.f_star) and self.f_star >= 0):
+            raise ValueError(f"f_star must be a finite non-negative number or None, got {self.f_star}")
+        object.__setattr__(self, "A", A)
+        object.__setattr__(self, "W", W)
+        object.__setattr__(self, "rank", int(self.rank))
+        object.__setattr__(self, "meta", dict(self.meta or {}))
+        if self.f_star is not None:
+            object.__setattr__(self, "f_star", float(self.f_star))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.A.shape)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.A.dtype
+
+    @property
+    def param_ratio(self) -> float:
+        """ρ = r(m+n)/(mn): the fraction of A's entries that the rank-r factors store."""
+        m, n = self.shape
+        return self.rank * (m + n) / (m * n)
+
+    @cached_property
+    def weighted_norm(self) -> float:
+        """Σ W A², the objective of the zero matrix (the rel_error normaliser), in float64."""
+        return weighted_squared_error(self.A, self.W)
+
+    def objective(self, U, V) -> float:
+        """Raw f(U, V) = Σ W (A − U Vᵀ)², computed in float64 on the CPU."""
+        U, V = torch.as_tensor(U), torch.as_tensor(V)
+        m, n = self.shape
+        if U.dim() != 2 or V.dim() != 2 or U.shape[0] != m or V.shape[0] != n or U.shape[1] != V.shape[1]:
+            raise ValueError(f"factors must be U (m×k) and V (n×k) with m={m}, n={n}; "
+                             f"got U {tuple(U.shape)}, V {tuple(V.shape)}")
+        # float64 factors promote each chunk of A and W to float64 inside weighted_squared_error.
+        return weighted_squared_error(self.A, self.W,
+                                      U.detach().to("cpu", torch.float64), V.detach().to("cpu", torch.float64))
+
+    def rel_error(self, U, V) -> float:
+        """f(U, V) / Σ W A²: 0 for an exact fit, 1 for the zero matrix."""
+        return self.objective(U, V) / self.weighted_norm
+
+    @property
+    def rel_f_star(self) -> float | None:
+        """f* / Σ W A² when f* is known."""
+        return None if self.f_star is None else self.f_star / self.weighted_norm
+
+    def with_rank(self, rank: int) -> "Problem":
+        """The same A and W at another rank; f* carried over from meta["f_star_by_rank"] when known."""
+        table = self.meta.get("f_star_by_rank")
+        f_star = table[rank] if table is not None and 0 <= rank < len(table) else None
+        return dataclasses.replace(self, rank=rank, f_star=f_star)
+
+    def __repr__(self) -> str:
+        m, n = self.shape
+        f = "unknown" if self.f_star is None else f"{self.f_star:.4g}"
+        return f"Problem({self.name!r}, {m}×{n}, rank={self.rank}, dtype={self.dtype}, f*={f})"

@@ -1,0 +1,1 @@
+"""Comparison reports: convergence curves, profiles, tables and an HTML page from a results store."""

@@ -1,0 +1,62 @@
+"""Initial points for iterative solvers.
+
+``init`` may be
+- "best_closed_form": run each closed-form baseline (``BASELINES``) and keep the lowest objective;
+- "random": Gaussian factors scaled so that ‖U Vᵀ‖_F ≈ ‖A‖_F, drawn from the solve's seeded generator;
+- any other registered solver name: that solver's result on the same problem, device, dtype and seed;
+- a ``SolveResult`` or a (U, V) pair: used as given (copied to the solve's device and dtype).
+"""
+from __future__ import annotations
+
+import torch
+
+from solvers.result import SolveResult
+
+BASELINES = ("svd", "fwsvd_row", "fwsvd_col", "fwsvd_two_sided", "separable")
+
+
+def random_factors(dp) -> tuple[torch.Tensor, torch.Tensor]:
+    """U, V with i.i.d. N(0, s²) entries, s⁴ = ‖A‖_F² / (m n r), so E‖U Vᵀ‖_F² = ‖A‖_F²."""
+    m, n = dp.shape
+    r = dp.rank
+    scale = (float(torch.linalg.matrix_norm(dp.A)) / (m * n * r) ** 0.5) ** 0.5
+    return dp.randn(m, r) * scale, dp.randn(n, r) * scale
+
+
+def best_closed_form(dp) -> tuple[torch.Tensor, torch.Tensor]:
+    """The baseline with the smallest objective on this problem (cost: one SVD per baseline)."""
+    from solvers.registry import get
+
+    candidates = [get(name).fit(dp) for name in BASELINES]
+    return min(candidates, key=lambda uv: dp.objective(*uv))
+
+
+def initial_factors(init, dp, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resolve ``init`` (see module docstring) to factors on dp's device and dtype."""
+    from solvers.registry import get
+
+    m, n = dp.shape
+    if isinstance(init, str):
+        if init == "random":
+            return random_factors(dp)
+        if init == "best_closed_form":
+            return best_closed_form(dp)
+        solver = get(init)
+        if solver.closed_form:
+            return solver.fit(dp)
+        res = solver.solve(dp.problem, seed=seed, device=dp.device, dtype=dp.dtype)
+        init = res
+    if isinstance(init, SolveResult):
+        U, V = init.U, init.V
+    elif isinstance(init, (tuple, list)) and len(init) == 2:
+        U, V = (torch.as_tensor(x) for x in init)
+    else:
+        raise TypeError("init must be a solver name, 'random', a SolveResult or a (U, V) pair; "
+                        f"got {type(init).__name__}")
+    if U.dim() != 2 or V.dim() != 2 or U.shape != (m, dp.rank) or V.shape != (n, dp.rank):
+        raise ValueError(f"init factors must be U ({m}×{dp.rank}) and V ({n}×{dp.rank}); "
+                         f"got {tuple(U.shape)} and {tuple(V.shape)}")
+    U, V = U.to(dp.device, dp.dtype).clone(), V.to(dp.device, dp.dtype).clone()
+    if not (torch.isfinite(U).all() and torch.isfinite(V).all()):
+        raise ValueError("init factors contain NaN/Inf")
+    return U, V

@@ -1,0 +1,52 @@
+"""Dense linear-algebra kernels shared by solvers (torch, any device and float dtype)."""
+from __future__ import annotations
+
+import torch
+
+
+def truncated_svd(X: torch.Tensor, rank: int, *, method: str = "full", oversample: int = 10,
+                  n_iter: int = 4, generator: torch.Generator | None = None):
+    """Best rank-r factors of X (Eckart–Young): returns P (m×r), s (r), Q (n×r) with X ≈ P diag(s) Qᵀ.
+
+    method "full": LAPACK/cuSOLVER thin SVD, O(mn·min(m, n)).
+    method "randomized": Halko–Martinsson–Tropp range finder with ``n_iter`` power iterations and
+    ``oversample`` extra columns, O(mn(r + p)(2 n_iter + 2)); accurate when the spectrum decays past r.
+    """
+    if method == "full":
+        P, s, Qh = torch.linalg.svd(X, full_matrices=False)
+        return P[:, :rank], s[:rank], Qh[:rank].T
+    if method != "randomized":
+        raise ValueError(f"unknown SVD method {method!r}; use 'full' or 'randomized'")
+    m, n = X.shape
+    k = min(rank + oversample, m, n)
+    omega = torch.randn(n, k, generator=generator, dtype=torch.float64).to(X.device, X.dtype)
+    Y = X @ omega
+    for _ in range(n_iter):
+        Y, _ = torch.linalg.qr(Y)
+        Y, _ = torch.linalg.qr(X.T @ Y)
+        Y = X @ Y
+    Qr, _ = torch.linalg.qr(Y)
+    Pb, s, Qh = torch.linalg.svd(Qr.T @ X, full_matrices=False)
+    return (Qr @ Pb)[:, :rank], s[:rank], Qh[:rank].T
+
+
+def balanced_factors(P: torch.Tensor, s: torch.Tensor, Q: torch.Tensor):
+    """Split P diag(s) Qᵀ into U = P √s, V = Q √s (equal column norms: well-scaled for iterative methods)."""
+    root = s.sqrt()
+    return P * root, Q * root
+
+
+def scaled_svd(A: torch.Tensor, row_weight: torch.Tensor, col_weight: torch.Tensor, rank: int):
+    """Exact minimiser of Σ_ij a_i b_j (A − U Vᵀ)_ij² for non-negative a (m) and b (n).
+
+    With D_a = diag(a): the objective is ‖D_a^{1/2} (A − U Vᵀ) D_b^{1/2}‖_F², so the truncated SVD of
+    B = D_a^{1/2} A D_b^{1/2} ≈ P S Qᵀ gives U = D_a^{-1/2} P S^{1/2}, V = D_b^{-1/2} Q S^{1/2}. Rows or columns
+    of zero weight do not enter the objective; their factor rows are set to zero (pseudo-inverse).
+    Cost: O(mn·min(m, n)) for the SVD.
+    """
+    ra, rb = row_weight.clamp_min(0).sqrt(), col_weight.clamp_min(0).sqrt()
+    P, s, Q = truncated_svd(ra[:, None] * A * rb[None, :], rank)
+    U, V = balanced_factors(P, s, Q)
+    inv_a = torch.where(ra > 0, 1 / ra.clamp_min(torch.finfo(A.dtype).tiny), torch.zeros_like(ra))
+    inv_b = torch.where(rb > 0, 1 / rb.clamp_min(torch.finfo(A.dtype).tiny), torch.zeros_like(rb))
+    return inv_a[:, None] * U, inv_b[:, None] * V

@@ -1,0 +1,119 @@
+"""The shared solver machinery: parameters, init, clock, stopping rules and divergence."""
+import time
+
+import pytest
+import torch
+
+import solvers
+from problems import synthetic
+from solvers.base import DeviceProblem, IterativeSolver, SolverStop
+
+
+class Scale(IterativeSolver):
+    """Unregistered toy solver (no ``name``): multiplies U by ``factor`` each step."""
+
+    parameters = {"factor": 0.5, "stop_after": -1}
+
+    def start(self, dp, U, V):
+        self.count = 0
+        return {"U": U, "V": V}
+
+    def factors(self, state):
+        return state["U"], state["V"]
+
+    def step(self, dp, state):
+        self.count += 1
+        if self.count == self.params["stop_after"]:
+            raise SolverStop("converged", "nothing left to do")
+        return {"U": state["U"] * self.params["factor"], "V": state["V"]}
+
+
+P = synthetic.heavy_tailed(m=20, n=15, rank=2)
+
+
+def test_parameters_are_validated_and_coerced():
+    s = Scale(factor=2)
+    assert s.params == {"factor": 2.0, "stop_after": -1} and isinstance(s.params["factor"], float)
+    with pytest.raises(ValueError, match="no parameter.*bogus.*factor=0.5"):
+        Scale(bogus=1)
+    with pytest.raises(TypeError, match="factor"):
+        Scale(factor="big")
+
+
+def test_divergence_is_reported_not_raised_and_last_finite_iterate_returned():
+    res = Scale(factor=1e3).solve(P, max_iter=50)
+    assert res.stop_reason == "diverged" and "objective became" in res.info["message"]
+    assert torch.isfinite(res.U).all() and res.objective < 1e6 * P.weighted_norm
+    res = Scale(factor=float("nan")).solve(P, max_iter=5)
+    assert res.stop_reason == "diverged" and res.n_iter == 1 and torch.isfinite(res.U).all()
+
+
+def test_solver_stop_and_convergence_and_callback():
+    res = Scale(factor=0.9, stop_after=3).solve(P, max_iter=50)
+    assert res.stop_reason == "converged" and res.n_iter == 2 and res.info["message"] == "nothing left to do"
+    res = Scale(factor=1.0).solve(P, max_iter=50)  # no change at all: relative decrease 0 ≤ tol
+    assert res.stop_reason == "converged" and res.n_iter == 1
+    stops = []
+    res = Scale(factor=0.9).solve(P, max_iter=50, callback=lambda pt: stops.append(pt) or pt.iteration == 4)
+    assert res.stop_reason == "callback" and res.n_iter == 4 and len(stops) == 5
+
+
+def test_clock_excludes_objective_measurement(monkeypatch):
+    real = DeviceProblem.objective
+
+    def slow(self, U, V):
+        time.sleep(0.02)
+        return real(self, U, V)
+
+    monkeypatch.setattr(DeviceProblem, "objective", slow)
+    t0 = time.perf_counter()
+    res = Scale(factor=0.99).solve(P, max_iter=10, tol=0.0, init="svd")
+    wall = time.perf_counter() - t0
+    assert wall > 11 * 0.02 and res.time < 0.1  # 11 measurements slept, none of it counted
+
+
+@pytest.mark.parametrize("init", ["random", "svd", "best_closed_form", "fwsvd_row"])
+def test_init_by_name(init):
+    res = Scale(factor=1.0).solve(P, init=init, max_iter=0)
+    assert res.U.shape == (20, 2)
+
+
+def test_init_from_result_and_pair_and_errors():
+    first = solvers.get("svd").solve(P)
+    assert Scale(factor=1.0).solve(P, init=first, max_iter=0).objective == pytest.approx(first.objective)
+    assert Scale(factor=1.0).solve(P, init=(first.U.numpy(), first.V.numpy()), max_iter=0).n_iter == 0
+    with pytest.raises(ValueError, match="init factors must be"):
+        Scale().solve(P, init=(first.U[:, :1], first.V[:, :1]))
+    with pytest.raises(TypeError, match="init must be"):
+        Scale().solve(P, init=3.0)
+    with pytest.raises(ValueError, match="unknown solver"):
+        Scale().solve(P, init="no_such_solver")
+    with pytest.raises(ValueError, match="NaN"):
+        Scale().solve(P, init=(first.U * float("nan"), first.V))
+
+
+def test_random_init_is_seeded_and_scaled():
+    a = Scale(factor=1.0).solve(P, init="random", max_iter=0, seed=1)
+    b = Scale(factor=1.0).solve(P, init="random", max_iter=0, seed=2)
+    assert not torch.equal(a.U, b.U)
+    ratio = torch.linalg.matrix_norm(a.U @ a.V.T) / torch.linalg.matrix_norm(P.A)
+    assert 0.2 < float(ratio) < 5
+
+
+def test_device_and_dtype_errors():
+    with pytest.raises(ValueError, match="dtype"):
+        Scale().solve(P, dtype="float16")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            Scale().solve(P, device="cuda")
+
+
+def test_closed_form_rejects_init_and_reports_its_trace():
+    with pytest.raises(ValueError, match="takes no init"):
+        solvers.get("svd").solve(P, init="random")
+    res = solvers.get("svd").solve(P)
+    assert res.stop_reason == "closed_form" and res.n_iter == 0 and len(res.trace) == 1
+
+
+def test_label_is_self_describing():
+    assert Scale().label == "Scale" and Scale(factor=0.25).label == "Scale[factor=0.25]"
