@@ -25,3 +25,17 @@ def weighted_squared_error(A: torch.Tensor, W: torch.Tensor, U: torch.Tensor | N
             R = R - U[i:i + rows] @ V.T
         total += (W[i:i + rows] * R * R).sum(dtype=torch.float64)
     return float(total)
+
+
+def value_and_grad(A: torch.Tensor, W: torch.Tensor, U: torch.Tensor, V: torch.Tensor):
+    """f and its gradients for the factored methods, sharing one residual:
+
+        R = A − U Vᵀ,   f = Σ W ⊙ R²,   ∇_U f = −2 (W ⊙ R) V,   ∇_V f = −2 (W ⊙ R)ᵀ U.
+
+    Cost: three m×n×r products, O(mnr), and two m×n temporaries. Returns (f as a 0-d float64 tensor on the
+    device — no host sync — , ∇_U, ∇_V).
+    """
+    R = A - U @ V.T
+    WR = W * R
+    f = (WR * R).sum(dtype=torch.float64)
+    return f, -2 * (WR @ V), -2 * (WR.T @ U)

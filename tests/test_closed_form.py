@@ -71,3 +71,17 @@ def test_best_closed_form_init_picks_the_lowest_baseline():
     dp = DeviceProblem.from_problem(p, torch.device("cpu"), torch.float64, 0)
     best = dp.objective(*best_closed_form(dp))
     assert best == pytest.approx(min(solvers.get(b).solve(p).objective for b in BASELINES), rel=1e-12)
+
+
+def test_value_and_grad_matches_autograd():
+    from solvers.objective import value_and_grad
+
+    g = torch.Generator().manual_seed(0)
+    A, W = torch.randn(7, 5, generator=g, dtype=torch.float64), torch.rand(7, 5, generator=g, dtype=torch.float64)
+    U = torch.randn(7, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    V = torch.randn(5, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    f_ref = (W * (A - U @ V.T) ** 2).sum()
+    f_ref.backward()
+    f, gU, gV = value_and_grad(A, W, U.detach(), V.detach())
+    assert float(f) == pytest.approx(float(f_ref), rel=1e-14)
+    assert torch.allclose(gU, U.grad, rtol=1e-12) and torch.allclose(gV, V.grad, rtol=1e-12)
