@@ -83,5 +83,5 @@ def test_value_and_grad_matches_autograd():
     f_ref = (W * (A - U @ V.T) ** 2).sum()
     f_ref.backward()
     f, gU, gV = value_and_grad(A, W, U.detach(), V.detach())
-    assert float(f) == pytest.approx(float(f_ref), rel=1e-14)
+    assert float(f) == pytest.approx(float(f_ref.detach()), rel=1e-14)
     assert torch.allclose(gU, U.grad, rtol=1e-12) and torch.allclose(gV, V.grad, rtol=1e-12)
