@@ -1,0 +1,182 @@
+"""Isolated execution: each run happens in a persistent worker process that can be killed.
+
+``python -m bench.worker`` is the worker: it reads pickled ``Task`` frames on stdin and answers each with the
+rows of ``bench.task.execute`` on its original stdout (anything a solver prints goes to stderr). It imports
+torch and the solvers once and serves many runs, so a sweep pays the interpreter start-up once per worker,
+not once per run; it keeps the last problem, so consecutive runs on one problem do not resend A and W.
+
+``WorkerPool.run(task)`` (the parent side) sends a task to an idle worker (starting one if needed) and waits
+at most ``task.wall_limit`` seconds: a worker that overruns is killed (SIGKILL) and the run is recorded as
+``time_limit``; a worker that dies (segfault, out of memory) is recorded as ``error``. Either way the next
+run gets a fresh worker. The workers are plain subprocesses (not ``multiprocessing``), so a pool also works
+inside daemonic processes such as Dask workers; each worker exits when its parent does.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+from bench.task import Task, execute, failure_rows
+
+_HEADER = struct.Struct("<Q")
+STARTUP_TIMEOUT = 600.0  # seconds for a worker to import torch and the solvers
+
+
+def write_frame(stream, obj) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def read_frame(stream):
+    """The next pickled object on ``stream``; EOFError when the other side has gone."""
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        raise EOFError("stream closed")
+    size = _HEADER.unpack(header)[0]
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("stream closed mid-frame")
+    return pickle.loads(data)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Watchdog thread: a worker orphaned mid-run (its parent was killed) must not keep computing."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def main() -> int:
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # solver prints must not corrupt the reply stream
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    import solvers
+
+    solvers.available()  # import every solver module now, not inside the first run's wall-clock budget
+    write_frame(replies, ("ready", os.getpid()))
+    problems: dict = {}
+    while True:
+        try:
+            task = read_frame(sys.stdin.buffer)
+        except EOFError:
+            return 0
+        if task.problem is None:
+            task = task.with_problem(problems[task.problem_key])
+        else:
+            problems = {task.problem_key: task.problem}
+        write_frame(replies, ("done", execute(task)))
+
+
+def _python_path() -> str:
+    """This process's import path, so a worker finds the same packages (and test or plugin modules)."""
+    entries = [os.path.abspath(p) for p in sys.path if p]
+    return os.pathsep.join(dict.fromkeys(entries))
+
+
+class WorkerProcess:
+    """The parent's handle on one worker subprocess."""
+
+    def __init__(self):
+        env = {**os.environ, "PYTHONPATH": _python_path()}
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env)
+        self.problem_key = None
+        if self._wait(STARTUP_TIMEOUT) is None:
+            self.kill()
+            raise RuntimeError(f"a wlrbench worker did not start within {STARTUP_TIMEOUT:.0f} s")
+        try:
+            read_frame(self.proc.stdout)
+        except EOFError:
+            raise RuntimeError(f"a wlrbench worker exited on start-up (exit code {self.proc.wait()}); "
+                               f"run `{sys.executable} -m bench.worker` to see why") from None
+
+    def _wait(self, timeout: float | None):
+        """True when a reply is readable, None on timeout."""
+        readable, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        return True if readable else None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def run(self, task: Task) -> dict:
+        start = time.perf_counter()
+        send = task.without_problem() if task.problem_key == self.problem_key else task
+        try:
+            write_frame(self.proc.stdin, send)
+            self.problem_key = task.problem_key
+            if self._wait(task.wall_limit) is None:
+                self.kill()
+                return failure_rows(task, "time_limit", f"killed: the run exceeded its wall-clock limit of "
+                                    f"{task.wall_limit:g} s", time.perf_counter() - start)
+            return read_frame(self.proc.stdout)[1]
+        except (EOFError, BrokenPipeError):
+            code = self.proc.wait()
+            return failure_rows(task, "error", f"the worker process died (exit code {code})",
+                                time.perf_counter() - start)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self.close()
+
+    def close(self) -> None:
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class WorkerPool:
+    """Idle workers shared by threads: ``run`` borrows one (or starts one) for the length of a run."""
+
+    def __init__(self):
+        self._idle: list[WorkerProcess] = []
+        self._lock = threading.Lock()
+
+    def run(self, task: Task) -> dict:
+        with self._lock:
+            # prefer a worker that already holds this problem
+            match = [w for w in self._idle if w.problem_key == task.problem_key]
+            worker = (match or self._idle or [None])[0]
+            if worker is not None:
+                self._idle.remove(worker)
+        worker = worker or WorkerProcess()
+        rows = worker.run(task)
+        if worker.alive:
+            with self._lock:
+                self._idle.append(worker)
+        return rows
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.close()
+
+
+_PROCESS_POOL = WorkerPool()  # starts no process until used
+
+
+def run_isolated(task: Task, problem=None) -> dict:
+    """Run ``task`` in a worker subprocess of this process (used by the Dask executor on each Dask
+    worker); ``problem`` replaces ``task.problem`` when given (Dask scatters problems separately)."""
+    return _PROCESS_POOL.run(task if problem is None else task.with_problem(problem))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
