@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from reports.figures import FLOOR, log_x, new_figure
+from reports.figures import FLOOR, log_scale, new_figure, plain_labels, tidy_log
 
 MAX_POINTS = 400  # abscissae per curve; more only thickens the PNG
 
@@ -65,15 +65,18 @@ def figure(rows: pd.DataFrame, ref: pd.Series, colours: dict, title: str):
             ax.plot(grid[-1:], med[-1:], marker="o", color=colour, markersize=4)
             if np.any(hi > lo):
                 ax.fill_between(grid, lo, hi, step="post", color=colour, alpha=0.15, linewidth=0)
-        ax.set_yscale("log")
+        log_scale(ax, "y")
+        tidy_log(ax, "y")
         if x == "time":
-            log_x(ax)
+            log_scale(ax, "x")
+            tidy_log(ax, "x")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel, fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
         if y == "rel_error" and wn > 0:
-            ax.secondary_yaxis("right", functions=(lambda v: v * wn, lambda v: v / wn)).set_ylabel(
-                "objective f", fontsize=9)
+            right = ax.secondary_yaxis("right", functions=(lambda v: v * wn, lambda v: v / wn))
+            right.set_ylabel("objective f", fontsize=9)
+            plain_labels(right.yaxis)
     kind = ref["f_ref_kind"]
     fig.suptitle(f"{title}  —  f_ref = {ref['f_ref']:.6g} ({kind}), ΣWA² = {wn:.6g}", fontsize=11)
     handles, labels = axes.flat[0].get_legend_handles_labels()

@@ -24,13 +24,12 @@ TARGETS = (1e-1, 1e-3, 1e-6)  # relative suboptimality levels of the time-to-tar
 
 def load(results_dir) -> pd.DataFrame:
     """The store's rows (``bench.results.load``); a clear error when the directory holds no runs."""
-    path = Path(results_dir)
-    if not path.is_dir():
-        raise FileNotFoundError(f"results directory {path} does not exist")
-    files = sorted((path / "runs").glob("*.parquet"))
-    df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame()
+    from bench import results
+
+    df = results.load(results_dir)
     if df.empty:
-        raise ValueError(f"no runs in {path / 'runs'}: run `wlrbench run ... --out {path}` first")
+        raise ValueError(f"no runs in {Path(results_dir) / results.RUNS}: "
+                         f"run `wlrbench run ... --out {results_dir}` first")
     return df
 
 

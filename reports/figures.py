@@ -21,12 +21,29 @@ def palette(configs) -> dict:
     return {c: (colours[i % 20], LINESTYLES[(i // 20) % len(LINESTYLES)]) for i, c in enumerate(sorted(configs))}
 
 
-def log_x(ax, base: float = 10) -> None:
-    """Log-scale x axis with labelled major ticks only (minor labels collide on short ranges)."""
-    from matplotlib.ticker import NullFormatter
+def log_scale(ax, which: str = "x", base: float = 10) -> None:
+    """Log scale on axis ``which`` ("x" or "y"); labels are set by ``tidy_log`` once the data is drawn."""
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log", base=base)
 
-    ax.set_xscale("log", base=base)
-    ax.xaxis.set_minor_formatter(NullFormatter())
+
+def tidy_log(ax, which: str = "x") -> None:
+    """Readable labels on a drawn base-10 log axis: plain numbers (0.002, 5, 1e-06), at 1-2-5 steps when the
+    axis spans under two decades (otherwise one label per decade would be all there is), never minor labels."""
+    from matplotlib.ticker import LogLocator
+
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    lo, hi = ax.get_xlim() if which == "x" else ax.get_ylim()
+    if lo > 0 and hi / lo < 100:
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    plain_labels(axis)
+
+
+def plain_labels(axis) -> None:
+    """Major tick labels as plain numbers (3 significant digits), no minor labels."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def new_figure(width: float, height: float) -> Figure:

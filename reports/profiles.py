@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reports.figures import log_x, new_figure
+from reports.figures import log_scale, new_figure, tidy_log
 
 TIME_FLOOR = 1e-9  # seconds: a recorded time of 0 (below the clock's resolution) counts as this
 
@@ -110,7 +110,7 @@ def _step_plot(ax, prof: pd.DataFrame, colours: dict, xmax: float, base: float):
         x = np.append(prof.index.to_numpy(float), xmax)
         y = np.append(prof[config].to_numpy(), prof[config].to_numpy()[-1])
         ax.plot(x, y, drawstyle="steps-post", color=colour, linestyle=style, label=config)
-    log_x(ax, base)
+    log_scale(ax, "x", base)
     ax.set_ylim(-0.02, 1.02)
     ax.grid(True, alpha=0.3)
 
@@ -131,6 +131,7 @@ def profiles_figure(perf: dict, data: dict, colours: dict, n_problems: int):
             xmax = 2 * float(prof.index.max())
             _step_plot(axes[1, k], prof, colours, xmax, base=10)
             axes[1, k].set_xlim(max(float(prof.index.min()) / 2, 1e-3), xmax)
+            tidy_log(axes[1, k], "x")
         axes[1, k].set_title(f"data profile, s ≤ {tau:g}", fontsize=10)
         axes[1, k].set_xlabel("κ: budget in dense m×n×r products")
     axes[0, 0].set_ylabel(f"fraction of the {n_problems} problems")

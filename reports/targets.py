@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from reports.data import TARGETS
-from reports.figures import log_x, new_figure
+from matplotlib.patches import Patch
+
+from reports.figures import log_scale, new_figure, tidy_log
 
 
 def run_times(rows: pd.DataFrame, targets=TARGETS) -> pd.DataFrame:
@@ -48,18 +50,20 @@ def figure(ttt: pd.DataFrame, title: str):
         y = np.arange(len(configs)) + (k - (len(targets) - 1) / 2) * height
         times = sel["time"].to_numpy(float)
         ok = np.isfinite(times)
-        ax.barh(y[ok], times[ok] - lo, left=lo, height=height, color=colours[k % len(colours)],
-                label=f"s ≤ {tau:g}")
+        ax.barh(y[ok], times[ok] - lo, left=lo, height=height, color=colours[k % len(colours)])
         ax.barh(y[~ok], hi - lo, left=lo, height=height, color="0.9", edgecolor="0.6", hatch="//")
         for yy, n_runs in zip(y[~ok], sel["runs"].to_numpy()[~ok]):
             ax.text(lo * 1.1, yy, f"not reached (s ≤ {tau:g})" if pd.notna(n_runs) else "not run",
                     va="center", fontsize=7, color="0.3")
-    log_x(ax)
+    log_scale(ax, "x")
     ax.set_xlim(lo, hi)
+    tidy_log(ax, "x")
     ax.set_yticks(np.arange(len(configs)), configs, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("median solver time to reach the target [s]")
     ax.grid(True, axis="x", alpha=0.3)
-    fig.legend(loc="outside right upper", fontsize=8)
+    handles = [Patch(color=colours[k % len(colours)], label=f"s ≤ {tau:g}") for k, tau in enumerate(targets)]
+    handles.append(Patch(facecolor="0.9", edgecolor="0.6", hatch="//", label="not reached"))
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8)
     ax.set_title(f"{title}: time to relative suboptimality targets", fontsize=11)
     return fig
