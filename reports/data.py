@@ -41,10 +41,14 @@ def _instance_labels(df: pd.DataFrame) -> pd.Series:
 
 
 def _config_labels(df: pd.DataFrame) -> pd.Series:
-    """The solver label, with '@device/dtype' appended when the store mixes devices or dtypes."""
-    combos = df[["device", "dtype"]].drop_duplicates()
+    """The solver label, with '@device/dtype' appended when some solver ran one instance on several devices
+    or dtypes (then they are different configurations; otherwise the device and dtype go with the problem,
+    e.g. float32 LM matrices next to float64 synthetic ones, and the solver stays one configuration)."""
     label = df["solver"].astype(str)
-    return label if len(combos) <= 1 else label + "@" + df["device"].astype(str) + "/" + df["dtype"].astype(str)
+    combos = df.groupby(["instance", "solver"])[["device", "dtype"]].nunique()
+    if (combos.max(axis=1) <= 1).all():
+        return label
+    return label + "@" + df["device"].astype(str) + "/" + df["dtype"].astype(str)
 
 
 def references(df: pd.DataFrame) -> pd.DataFrame:

@@ -102,3 +102,16 @@ def test_step_values_and_median_curve():
     np.testing.assert_array_equal(med, [10, 8.5, 6])
     np.testing.assert_array_equal(lo, [10, 7, 5])
     np.testing.assert_array_equal(hi, [10, 10, 7])
+
+
+def test_device_and_dtype_split_configurations_only_when_they_vary_per_problem(tmp_path):
+    from tests.reports_store import run_frame
+
+    trace = [(0, 1.0, 2.0)]
+    mixed = [run_frame("P1", "a", trace, wn=4.0, dtype="float64"),
+             run_frame("P2", "a", trace, wn=4.0, dtype="float32")]
+    rows, _ = data.prepare(pd.concat(mixed, ignore_index=True))
+    assert set(rows["config"]) == {"a"}  # float32 problems next to float64 ones: still one solver
+    both = mixed + [run_frame("P1", "a", trace, wn=4.0, dtype="float32")]
+    rows, _ = data.prepare(pd.concat(both, ignore_index=True))
+    assert set(rows["config"]) == {"a@cpu/float64", "a@cpu/float32"}
