@@ -50,10 +50,10 @@ def performance_profile(times: pd.DataFrame, grid=None) -> pd.DataFrame:
 
 def data_profile(times: pd.DataFrame, units: pd.DataFrame, grid=None) -> pd.DataFrame:
     """d_s(κ) on ``grid`` (default: every budget at which some configuration solves some problem).
-    ``units``: the work unit u_ps in seconds, same shape as ``times``; problems whose unit is NaN (not
-    measurable here) are left out."""
-    keep = units.notna().all(axis=1)
-    budgets = _failures_as_inf(times[keep]) / units[keep]
+    ``units``: the work unit u_ps in seconds, same shape as ``times``; problems where a configuration that
+    ran has a NaN unit (its device is not available here) are left out."""
+    keep = (units.notna() | times.isna()).all(axis=1)  # a configuration that did not run needs no unit
+    budgets = (_failures_as_inf(times[keep]) / units[keep]).fillna(np.inf)
     if grid is None:
         grid = _breakpoints(budgets, start=None)
     return profile(budgets, grid)

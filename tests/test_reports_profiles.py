@@ -72,6 +72,8 @@ def test_data_profile_uses_work_units(prepared):
     assert prof["a"].tolist() == [0, 0.5, 0.5, 1]
     assert prof["b"].tolist() == [0.5, 1, 1, 1]
     assert prof["c"].tolist() == [0, 0, 0.5, 0.5]
+    units.loc["P2", "c"] = np.nan  # c did not run on P2: no unit needed, P2 stays
+    assert profiles.data_profile(times, units, grid=[0.5, 2, 4, 12])["a"].tolist() == [0, 0.5, 0.5, 1]
     units.loc["P2"] = np.nan  # a unit that cannot be measured drops the problem
     assert profiles.data_profile(times, units, grid=[2])["b"].tolist() == [1.0]
 
