@@ -1,8 +1,5 @@
 """``wlrbench report`` end to end on a hand-made store: files, links, figures, tables, real-LM sections."""
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,9 +7,8 @@ import pytest
 
 from bench.cli import main
 from reports import build_report, lm
-from tests.reports_store import write_store
+from tests.reports_store import KNOWN_RUNS, write_store
 
-ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -81,16 +77,16 @@ def test_real_lm_sections(report, store):
     assert risk["penalty"].tolist() == ["svd_error_ratio"] and risk["Spearman rho"].iloc[0] == pytest.approx(1)
 
 
-def test_cli_report_writes_into_out(store, tmp_path, capsys):
-    assert main(["report", str(store), "--out", str(tmp_path / "r")]) == 0
-    assert (tmp_path / "r" / "index.html").is_file()
-    assert str(tmp_path / "r" / "index.html") in capsys.readouterr().out
+def test_cli_report_writes_into_out(tmp_path, capsys):
+    store = write_store(tmp_path / "one", KNOWN_RUNS[:1])
+    assert main(["report", str(store)]) == 0  # default --out: RESULTS_DIR/report
+    assert (store / "report" / "index.html").is_file() and (store / "report" / "summary.md").is_file()
+    assert str(store / "report" / "index.html") in capsys.readouterr().out
 
 
-def test_cli_report_bad_input_exits_2(tmp_path):
+def test_cli_report_bad_input_exits_2(tmp_path, capsys):
     (tmp_path / "empty" / "runs").mkdir(parents=True)
     for target in (tmp_path / "missing", tmp_path / "empty"):
-        proc = subprocess.run([sys.executable, "-m", "bench", "report", str(target)], cwd=ROOT,
-                              capture_output=True, text=True)
-        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-        assert "Traceback" not in proc.stderr
+        assert main(["report", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("wlrbench: error:") and err.count("\n") == 1, err
