@@ -50,8 +50,8 @@ def _instance_blocks(inst: str, rows, ref, ttt, run_rows, colours, fig_dir: Path
     name = _slug(inst, k)
     conv = save(convergence.figure(rows, ref, colours, inst), fig_dir / f"{name}-convergence.png")
     bars = save(targets.figure(ttt, inst), fig_dir / f"{name}-targets.png")
-    kind = ("the known optimum f*" if ref["f_ref_kind"] == "f*"
-            else "the best objective any run reached (f* unknown)")
+    kind = {"f*": "the known optimum f*", "best found": "the best objective any run reached (f* unknown)"}.get(
+        ref["f_ref_kind"], "undefined: no run reached a finite objective")
     ttt_table = ttt.pivot(index="config", columns="target", values="time").sort_index(axis=1, ascending=False)
     ttt_table.columns = [f"time to s≤{c:g} [s]" for c in ttt_table.columns]
     return [Heading(2, inst),

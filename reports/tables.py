@@ -13,6 +13,14 @@ def _stop_counts(reasons: pd.Series) -> str:
     return ", ".join(f"{r}×{c}" if len(reasons) > 1 else str(r) for r, c in counts.items())
 
 
+MESSAGE_CHARS = 160  # the store keeps the whole message; a table cell shows its start
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MESSAGE_CHARS else text[:MESSAGE_CHARS - 1] + "…"
+
+
 def final_table(run_rows: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration of one instance (``run_rows`` from ``reports.data.runs``): medians over its
     runs of the best objective, relative error and gap to f_ref, final solver time and iterations; stop
@@ -28,7 +36,7 @@ def final_table(run_rows: pd.DataFrame) -> pd.DataFrame:
                      "gap to f_ref": g["best_subopt"].median(),
                      "time [s]": g["time"].median(), "iterations": g["n_iter"].median(),
                      "stop reason": _stop_counts(g["stop_reason"]),
-                     "message": messages[0] if messages else ""})
+                     "message": _shorten(messages[0]) if messages else ""})
     table = pd.DataFrame(rows)
     return table.sort_values(["gap to f_ref", "time [s]"], na_position="last", kind="stable").reset_index(
         drop=True)

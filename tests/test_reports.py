@@ -1,4 +1,5 @@
 """``wlrbench report`` end to end on a hand-made store: files, links, figures, tables, real-LM sections."""
+import math
 import re
 
 import numpy as np
@@ -90,3 +91,12 @@ def test_cli_report_bad_input_exits_2(tmp_path, capsys):
         assert main(["report", str(target)]) == 2
         err = capsys.readouterr().err
         assert err.startswith("wlrbench: error:") and err.count("\n") == 1, err
+
+
+def test_report_on_failed_runs(tmp_path):
+    runs = [("P9", "x", 0, [(0, 0.0, math.nan)], dict(wn=5.0, stop="error", message="ValueError: boom " * 30)),
+            ("P9", "y", 0, [(0, 0.0, math.nan)], dict(wn=5.0, stop="time_limit", message="killed"))]
+    md = (build_report(write_store(tmp_path / "s", runs), tmp_path / "r").parent / "summary.md").read_text()
+    assert "undefined: no run reached a finite objective" in md
+    assert "| x | 1 | — | — | — |" in md and "| error | ValueError: boom" in md and "…" in md
+    assert "| y | not reached | not reached | not reached |" in md
