@@ -20,6 +20,8 @@ import torch
 import solvers
 from bench.environment import environment
 
+_DEFAULT_THREADS = torch.get_num_threads()
+
 
 @dataclass(frozen=True)
 class Task:
@@ -38,7 +40,7 @@ class Task:
     time_limit: float | None = None
     wall_limit: float | None = None  # wall seconds after which the worker running it is killed
     plugins: tuple = ()  # modules to import before solving (they register extra solvers)
-    threads: int | None = None  # torch threads in the worker (None: torch's default)
+    threads: int | None = None  # torch threads in the worker (None: the worker's default)
 
     def without_problem(self) -> "Task":
         return dataclasses.replace(self, problem=None)
@@ -87,8 +89,7 @@ def execute(task: Task) -> dict:
     try:
         for module in task.plugins:
             importlib.import_module(module)
-        if task.threads:
-            torch.set_num_threads(task.threads)
+        torch.set_num_threads(task.threads or _DEFAULT_THREADS)
         result = solvers.get(task.solver_name, **task.params).solve(
             task.problem, max_iter=task.max_iter, time_limit=task.time_limit, seed=task.seed,
             device=task.device, dtype=task.dtype)

@@ -13,9 +13,11 @@ inside daemonic processes such as Dask workers; each worker exits when its paren
 """
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -57,6 +59,7 @@ def _exit_with_parent(parent: int) -> None:
 def main() -> int:
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # solver prints must not corrupt the reply stream
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it kills busy workers
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     import solvers
 
@@ -85,7 +88,8 @@ class WorkerProcess:
     """The parent's handle on one worker subprocess."""
 
     def __init__(self):
-        env = {**os.environ, "PYTHONPATH": _python_path()}
+        self.python_path = _python_path()
+        env = {**os.environ, "PYTHONPATH": self.python_path}
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env)
         self.problem_key = None
@@ -142,40 +146,63 @@ class WorkerProcess:
 
 
 class WorkerPool:
-    """Idle workers shared by threads: ``run`` borrows one (or starts one) for the length of a run."""
+    """Idle workers shared by threads: ``run`` borrows one (or starts one) for the length of a run.
+
+    Idle workers stay alive for later runs, also across ``run_grid`` calls; ``close`` ends them (the
+    ``shared`` pool of a process is closed at exit, and a worker also exits when its parent dies)."""
 
     def __init__(self):
         self._idle: list[WorkerProcess] = []
+        self._busy: set[WorkerProcess] = set()
         self._lock = threading.Lock()
 
-    def run(self, task: Task) -> dict:
+    def _borrow(self, task: Task) -> WorkerProcess | None:
         with self._lock:
-            # prefer a worker that already holds this problem
-            match = [w for w in self._idle if w.problem_key == task.problem_key]
-            worker = (match or self._idle or [None])[0]
+            usable = [w for w in self._idle if w.python_path == _python_path()]
+            match = [w for w in usable if w.problem_key == task.problem_key]  # holds the problem already
+            worker = (match or usable or [None])[0]
             if worker is not None:
                 self._idle.remove(worker)
-        worker = worker or WorkerProcess()
-        rows = worker.run(task)
-        if worker.alive:
+                self._busy.add(worker)
+            return worker
+
+    def run(self, task: Task) -> dict:
+        worker = self._borrow(task)
+        if worker is None:
+            worker = WorkerProcess()
             with self._lock:
-                self._idle.append(worker)
-        return rows
+                self._busy.add(worker)
+        try:
+            return worker.run(task)
+        finally:
+            with self._lock:
+                self._busy.discard(worker)
+                if worker.alive:
+                    self._idle.append(worker)
+
+    def kill_busy(self) -> None:
+        """Kill the workers in the middle of a run (their runs come back as failures)."""
+        with self._lock:
+            busy = list(self._busy)
+        for worker in busy:
+            worker.proc.kill()
 
     def close(self) -> None:
+        self.kill_busy()
         with self._lock:
             idle, self._idle = self._idle, []
         for worker in idle:
             worker.close()
 
 
-_PROCESS_POOL = WorkerPool()  # starts no process until used
+shared = WorkerPool()  # this process's workers (starts none until used)
+atexit.register(shared.close)
 
 
 def run_isolated(task: Task, problem=None) -> dict:
     """Run ``task`` in a worker subprocess of this process (used by the Dask executor on each Dask
     worker); ``problem`` replaces ``task.problem`` when given (Dask scatters problems separately)."""
-    return _PROCESS_POOL.run(task if problem is None else task.with_problem(problem))
+    return shared.run(task if problem is None else task.with_problem(problem))
 
 
 if __name__ == "__main__":
