@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import sys
+from contextlib import closing
 
 import torch
 from tqdm.auto import tqdm
@@ -155,8 +156,9 @@ def run_grid(problems, solver_specs, *, ranks=None, param_ratios=None, seeds=(0,
     with tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="run", disable=not progress,
               file=sys.stderr, dynamic_ncols=True) as bar:
         if todo:
-            with make_executor(executor, jobs, scheduler) as ex:
-                for rows in ex.map(todo, on_start=lambda t: bar.set_postfix_str(_describe(t), refresh=True)):
+            with make_executor(executor, jobs, scheduler) as ex, closing(
+                    ex.map(todo, on_start=lambda t: bar.set_postfix_str(_describe(t), refresh=True))) as finished:
+                for rows in finished:
                     results.write_run(out, rows)
                     bar.set_postfix_str(f"done {rows['solver'][0]} on {rows['problem'][0]}", refresh=False)
                     bar.update(1)

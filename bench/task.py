@@ -49,7 +49,7 @@ class Task:
         return dataclasses.replace(self, problem=problem)
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -79,13 +79,13 @@ def failure_rows(task: Task, stop_reason: str, message: str, wall_time: float, s
     """The single row of a run without a result: iteration 0, objective NaN, final."""
     point = {"iteration": 0, "time": math.nan, "objective": math.nan, "rel_error": math.nan, "final": True,
              "n_iter": n_iter, "stop_reason": stop_reason, "message": message, "wall_time": wall_time,
-             "info": "{}", "started_at": started_at or _now()}
+             "info": "{}", "started_at": started_at or utc_now()}
     return _columns(describe(task), [point], environment())
 
 
 def execute(task: Task) -> dict:
     """Run ``task`` in this process; the results rows as columns (``bench.results.SCHEMA``). Never raises."""
-    started_at, t0 = _now(), time.perf_counter()
+    started_at, t0 = utc_now(), time.perf_counter()
     try:
         for module in task.plugins:
             importlib.import_module(module)

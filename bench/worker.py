@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 
-from bench.task import Task, execute, failure_rows
+from bench.task import Task, execute, failure_rows, utc_now
 
 _HEADER = struct.Struct("<Q")
 STARTUP_TIMEOUT = 600.0  # seconds for a worker to import torch and the solvers
@@ -112,7 +112,7 @@ class WorkerProcess:
         return self.proc.poll() is None
 
     def run(self, task: Task) -> dict:
-        start = time.perf_counter()
+        start, started_at = time.perf_counter(), utc_now()
         send = task.without_problem() if task.problem_key == self.problem_key else task
         try:
             write_frame(self.proc.stdin, send)
@@ -120,12 +120,12 @@ class WorkerProcess:
             if self._wait(task.wall_limit) is None:
                 self.kill()
                 return failure_rows(task, "time_limit", f"killed: the run exceeded its wall-clock limit of "
-                                    f"{task.wall_limit:g} s", time.perf_counter() - start)
+                                    f"{task.wall_limit:g} s", time.perf_counter() - start, started_at)
             return read_frame(self.proc.stdout)[1]
         except (EOFError, BrokenPipeError):
             code = self.proc.wait()
             return failure_rows(task, "error", f"the worker process died (exit code {code})",
-                                time.perf_counter() - start)
+                                time.perf_counter() - start, started_at)
 
     def kill(self) -> None:
         self.proc.kill()
