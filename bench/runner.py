@@ -22,7 +22,7 @@ from bench import results
 from bench.executors import make_executor
 from bench.grid import parse_solver_specs, split_top_level
 from bench.task import Task
-from problems.problem import rank_for_param_ratio
+from problems.problem import Problem, rank_for_param_ratio
 from solvers.base import resolve_device, resolve_dtype
 
 PLUGINS_ENV = "WLRBENCH_PLUGINS"
@@ -134,7 +134,9 @@ def run_grid(problems, solver_specs, *, ranks=None, param_ratios=None, seeds=(0,
     scheduler: a Dask scheduler address (implies executor "dask"). force: redo runs already stored.
     progress: a tqdm bar on stderr. plugins: modules registering extra solvers, imported here and in workers.
     """
-    problems = list(problems)
+    problems = [problems] if isinstance(problems, Problem) else list(problems)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out}: exists and is not a directory")
     if not problems:
         raise ValueError("no problems given")
     if isinstance(solver_specs, str):

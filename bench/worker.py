@@ -93,7 +93,7 @@ class WorkerProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env)
         self.problem_key = None
-        if self._wait(STARTUP_TIMEOUT) is None:
+        if not self._readable(STARTUP_TIMEOUT):
             self.kill()
             raise RuntimeError(f"a wlrbench worker did not start within {STARTUP_TIMEOUT:.0f} s")
         try:
@@ -102,10 +102,10 @@ class WorkerProcess:
             raise RuntimeError(f"a wlrbench worker exited on start-up (exit code {self.proc.wait()}); "
                                f"run `{sys.executable} -m bench.worker` to see why") from None
 
-    def _wait(self, timeout: float | None):
-        """True when a reply is readable, None on timeout."""
+    def _readable(self, timeout: float | None) -> bool:
+        """Whether a reply (or EOF) arrives within ``timeout`` seconds (None: wait as long as it takes)."""
         readable, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        return True if readable else None
+        return bool(readable)
 
     @property
     def alive(self) -> bool:
@@ -117,7 +117,7 @@ class WorkerProcess:
         try:
             write_frame(self.proc.stdin, send)
             self.problem_key = task.problem_key
-            if self._wait(task.wall_limit) is None:
+            if not self._readable(task.wall_limit):
                 self.kill()
                 return failure_rows(task, "time_limit", f"killed: the run exceeded its wall-clock limit of "
                                     f"{task.wall_limit:g} s", time.perf_counter() - start, started_at)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import solvers
 from bench import results
@@ -137,11 +138,12 @@ def test_resume_after_sigkill_loses_and_redoes_nothing(problem_file, tmp_path):
 
 
 @pytest.mark.slow
-def test_dask_executor_gives_the_same_rows_as_local(tmp_path):
+def test_dask_executor_gives_the_same_rows_as_two_local_workers(tmp_path):
     distributed = pytest.importorskip("distributed")
     probs = [synthetic.separable(m=20, n=15, rank=3), synthetic.heavy_tailed(m=24, n=18, rank=2)]
     grid = dict(seeds=[0, 1], ranks=[1, 2], progress=False)
-    local = run_grid(probs, ["svd", "fwsvd_row"], out=tmp_path / "local", **grid)
+    local = run_grid(probs, ["svd", "fwsvd_row"], out=tmp_path / "local", jobs=2, **grid)
+    assert set(local["env_threads"]) == {max(1, torch.get_num_threads() // 2)}  # cores split between workers
     with distributed.LocalCluster(host="127.0.0.1", n_workers=1, threads_per_worker=1,
                                   dashboard_address=None) as cluster:
         remote = run_grid(probs, ["svd", "fwsvd_row"], out=tmp_path / "dask", scheduler=cluster.scheduler_address,
