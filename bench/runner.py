@@ -26,6 +26,7 @@ from problems.problem import Problem, rank_for_param_ratio
 from solvers.base import resolve_device, resolve_dtype
 
 PLUGINS_ENV = "WLRBENCH_PLUGINS"
+UNLIMITED_WALL = 3600.0  # the default wall-clock limit of a run without a time limit
 
 
 def problem_digest(problem) -> str:
@@ -40,10 +41,11 @@ def run_id(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def default_wall_limit(time_limit: float | None) -> float | None:
+def default_wall_limit(time_limit: float | None) -> float:
     """Wall seconds before a run's worker is killed: twice the solver budget plus 30 s for the start-up,
-    the objective measurements and the last iteration to finish; unbounded without a time limit."""
-    return None if time_limit is None else 2 * time_limit + 30
+    the objective measurements and the last iteration to finish; an hour without a time limit, so that one
+    hung run cannot stall a sweep forever (pass ``wall_limit`` for longer runs)."""
+    return UNLIMITED_WALL if time_limit is None else 2 * time_limit + 30
 
 
 def load_plugins(plugins) -> tuple[str, ...]:

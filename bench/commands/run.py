@@ -89,7 +89,7 @@ def register(sub) -> None:
     sol.add_argument("--time-limit", type=_positive(float), metavar="S", help="solver seconds per run")
     sol.add_argument("--max-iter", type=int, metavar="N", help="iteration cap per run (default: solver's)")
     sol.add_argument("--wall-limit", type=_positive(float), metavar="S",
-                     help="kill a run after S wall seconds (default: 2×time limit + 30 s; none without one)")
+                     help="kill a run after S wall seconds (default: 2×time limit + 30 s, or 3600 s)")
     sol.add_argument("--device", metavar="DEV", help="cpu (default), cuda, cuda:1, ...")
     sol.add_argument("--dtype", choices=["float32", "float64"], help="default: the problem's")
     ex = p.add_argument_group("execution")
