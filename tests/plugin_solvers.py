@@ -4,6 +4,7 @@ Never imported by the test process itself (other tests parametrise over ``solver
 tests pass ``--plugin plugin_solvers`` to a ``wlrbench run`` subprocess, with this folder on PYTHONPATH,
 and the runner imports it there and in each worker.
 """
+import os
 import time
 
 import torch
@@ -70,6 +71,15 @@ class Hanging(ClosedFormSolver):
     def fit(self, dp):
         while True:
             time.sleep(1.0)
+
+
+class Crashing(ClosedFormSolver):
+    """Kills its own process, as a segfault or the out-of-memory killer would."""
+
+    name = "plugin_crash"
+
+    def fit(self, dp):
+        os._exit(3)
 
 
 class Sleepy(ClosedFormSolver):

@@ -29,6 +29,19 @@ def wlrbench(*args, env=None, **kw):
     return [sys.executable, "-m", "bench", *args], dict(cwd=ROOT, env=env, **kw)
 
 
+def _children(pid):
+    """Child process ids, whichever thread started them (Linux /proc; empty where unavailable)."""
+    return [int(c) for f in Path(f"/proc/{pid}/task").glob("*/children") for c in f.read_text().split()]
+
+
+def _running(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"  # a zombie has exited (an orphan may wait for a container's init to reap it)
+
+
 @pytest.fixture(scope="module")
 def problem_file(tmp_path_factory):
     return save(synthetic.constant(m=20, n=15, rank=3), tmp_path_factory.mktemp("problem") / "p.npz")
@@ -83,14 +96,14 @@ def test_run_grid_writes_one_file_per_run_and_skips_finished_runs(tmp_path):
 @pytest.mark.slow
 def test_failing_solvers_are_recorded_and_the_sweep_continues(problem_file, tmp_path):
     cmd, kw = wlrbench("run", "--problem", str(problem_file), "--out", str(tmp_path), "--quiet",
-                       "--solvers", "plugin_raise,plugin_nan,plugin_nan_closed,plugin_hang,plugin_slow,svd",
+                       "--solvers", "plugin_raise,plugin_nan,plugin_nan_closed,plugin_hang,plugin_crash,plugin_slow,svd",
                        "--time-limit", "0.5", "--wall-limit", "4", "--plugin", "plugin_solvers")
     start = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
     elapsed = time.perf_counter() - start
     assert out.returncode == 0, out.stderr
     final = results.load(tmp_path).query("final").set_index("solver")
-    assert len(final) == 6
+    assert len(final) == 7
     assert final.loc["plugin_raise", "stop_reason"] == "error"
     assert "RuntimeError: plugin_raise always fails" in final.loc["plugin_raise", "message"]
     for name in ("plugin_nan", "plugin_nan_closed"):
@@ -99,6 +112,8 @@ def test_failing_solvers_are_recorded_and_the_sweep_continues(problem_file, tmp_
     assert hang["stop_reason"] == "time_limit" and "wall-clock limit of 4 s" in hang["message"]
     assert 4 <= hang["wall_time"] < 30 and elapsed < 120
     assert math.isnan(hang["objective"]) and hang["iteration"] == 0
+    crash = final.loc["plugin_crash"]
+    assert crash["stop_reason"] == "error" and crash["message"] == "the worker process died (exit code 3)"
     slow = final.loc["plugin_slow"]
     assert slow["stop_reason"] == "time_limit" and 0.5 <= slow["time"] < 2 and slow["n_iter"] >= 2
     assert final.loc["svd", "stop_reason"] == "closed_form" and np.isfinite(final.loc["svd", "objective"])
@@ -117,9 +132,15 @@ def test_resume_after_sigkill_loses_and_redoes_nothing(problem_file, tmp_path):
         assert proc.poll() is None, proc.stderr.read().decode()
         assert time.monotonic() < deadline, "the sweep did not get going"
         time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert workers or not Path(f"/proc/{proc.pid}/task").exists(), "the sweep runs in no worker process"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
+    deadline = time.monotonic() + 30
+    while any(_running(w) for w in workers):  # orphaned workers notice and exit
+        assert time.monotonic() < deadline, f"worker processes {workers} outlived their parent"
+        time.sleep(0.2)
     before = {f.name: f.stat().st_mtime_ns for f in folder.glob("*.parquet")}
     assert 3 <= len(before) < runs, "killed too late to test a resume"
     frame_before = results.load(tmp_path)  # stray temporary files, if any, are not runs
