@@ -150,22 +150,22 @@ def run_grid(problems, solver_specs, *, ranks=None, param_ratios=None, seeds=(0,
                           wall_limit=wall_limit, plugins=plugins, threads=_threads_per_job(jobs) if local else None,
                           check_device=local)
     explicit = not any(s.strip() == "all" for spec in solver_specs for s in split_top_level(spec))
-    if progress and explicit:
+    if explicit:  # solvers asked for by name: say where they do not apply
         for label, name, reason in skipped:
             print(f"wlrbench: skipping {label} on {name}: {reason}", file=sys.stderr)
     if not tasks:
         raise ValueError("no runs: every solver refuses every problem" if skipped else "no runs in this grid")
     done = set() if force else results.finished_ids(out)
     todo = [t for t in tasks if t.run_id not in done]
-    with tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="run", disable=not progress,
-              file=sys.stderr, dynamic_ncols=True) as bar:
-        if todo:
-            with make_executor(executor, jobs, scheduler) as ex, closing(
-                    ex.map(todo, on_start=lambda t: bar.set_postfix_str(_describe(t), refresh=True))) as finished:
-                for rows in finished:
-                    results.write_run(out, rows)
-                    bar.set_postfix_str(f"done {rows['solver'][0]} on {rows['problem'][0]}", refresh=False)
-                    bar.update(1)
+    if todo:
+        with make_executor(executor, jobs, scheduler) as ex, \
+                tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="run", disable=not progress,
+                     file=sys.stderr, dynamic_ncols=True) as bar, \
+                closing(ex.map(todo, on_start=lambda t: bar.set_postfix_str(_describe(t)))) as finished:
+            for rows in finished:
+                results.write_run(out, rows)
+                bar.set_postfix_str(f"done {rows['solver'][0]} on {rows['problem'][0]}", refresh=False)
+                bar.update(1)
     return results.load(out, run_ids=[t.run_id for t in tasks])
 
 

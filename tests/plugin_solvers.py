@@ -91,3 +91,10 @@ class Sleepy(ClosedFormSolver):
     def fit(self, dp):
         time.sleep(self.params["seconds"])
         return balanced_factors(*truncated_svd(dp.A, dp.rank))
+
+
+class Tiny(Sleepy):
+    """Accepts only problems with m·n ≤ 10: the runner must skip it, not fail."""
+
+    name = "plugin_tiny"
+    max_size = 10

@@ -96,14 +96,16 @@ def test_run_grid_writes_one_file_per_run_and_skips_finished_runs(tmp_path):
 @pytest.mark.slow
 def test_failing_solvers_are_recorded_and_the_sweep_continues(problem_file, tmp_path):
     cmd, kw = wlrbench("run", "--problem", str(problem_file), "--out", str(tmp_path), "--quiet",
-                       "--solvers", "plugin_raise,plugin_nan,plugin_nan_closed,plugin_hang,plugin_crash,plugin_slow,svd",
+                       "--solvers", "plugin_raise,plugin_nan,plugin_nan_closed,plugin_hang,plugin_crash,plugin_slow,svd,plugin_tiny",
                        "--time-limit", "0.5", "--wall-limit", "4", "--plugin", "plugin_solvers")
     start = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
     elapsed = time.perf_counter() - start
     assert out.returncode == 0, out.stderr
+    assert "skipping plugin_tiny on constant-20x15-r3-s0: solver 'plugin_tiny' accepts problems with m·n ≤ 10" \
+        in out.stderr
     final = results.load(tmp_path).query("final").set_index("solver")
-    assert len(final) == 7
+    assert len(final) == 7  # all but plugin_tiny
     assert final.loc["plugin_raise", "stop_reason"] == "error"
     assert "RuntimeError: plugin_raise always fails" in final.loc["plugin_raise", "message"]
     for name in ("plugin_nan", "plugin_nan_closed"):
