@@ -15,7 +15,7 @@ import sys
 from contextlib import closing
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 import solvers
 from bench import results

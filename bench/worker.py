@@ -157,14 +157,18 @@ class WorkerPool:
         self._lock = threading.Lock()
 
     def _borrow(self, task: Task) -> WorkerProcess | None:
+        path = _python_path()
         with self._lock:
-            usable = [w for w in self._idle if w.python_path == _python_path()]
-            match = [w for w in usable if w.problem_key == task.problem_key]  # holds the problem already
-            worker = (match or usable or [None])[0]
+            stale = [w for w in self._idle if w.python_path != path]  # cannot import what this process can
+            self._idle = [w for w in self._idle if w.python_path == path]
+            match = [w for w in self._idle if w.problem_key == task.problem_key]  # holds the problem already
+            worker = (match or self._idle or [None])[0]
             if worker is not None:
                 self._idle.remove(worker)
                 self._busy.add(worker)
-            return worker
+        for w in stale:
+            w.close()
+        return worker
 
     def run(self, task: Task) -> dict:
         worker = self._borrow(task)

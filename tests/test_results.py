@@ -1,7 +1,6 @@
 """bench.results: the parquet store's schema, atomic writes and load."""
 import math
 
-import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
