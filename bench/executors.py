@@ -11,23 +11,24 @@ import concurrent.futures
 import os
 
 from bench.task import Task, failure_rows
-from bench.worker import WorkerPool, run_isolated
+from bench.worker import WorkerPool, run_isolated, shared
 
 
 class LocalExecutor:
-    """``jobs`` persistent worker processes on this machine, fed by as many threads."""
+    """``jobs`` persistent worker processes on this machine (from ``pool``, by default the process's
+    shared pool, so later grids reuse them), fed by as many threads."""
 
-    def __init__(self, jobs: int = 1):
+    def __init__(self, jobs: int = 1, pool: WorkerPool | None = None):
         if jobs < 1:
             raise ValueError(f"jobs must be at least 1, got {jobs}")
         self.jobs = jobs
-        self.pool = WorkerPool()
+        self.pool = pool or shared
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.pool.close()
+        pass
 
     def map(self, tasks: list[Task], on_start=None):
         def run(task):
@@ -36,11 +37,15 @@ class LocalExecutor:
             return self.pool.run(task)
 
         ex = concurrent.futures.ThreadPoolExecutor(self.jobs, thread_name_prefix="wlrbench")
+        futures = [ex.submit(run, t) for t in tasks]
         try:
-            futures = [ex.submit(run, t) for t in tasks]
             for future in concurrent.futures.as_completed(futures):
                 yield future.result()
         finally:
+            if not all(f.done() for f in futures):  # interrupted: do not wait for the runs in progress
+                for f in futures:
+                    f.cancel()
+                self.pool.kill_busy()
             ex.shutdown(wait=True, cancel_futures=True)
 
 

@@ -12,19 +12,21 @@ import importlib
 import json
 import os
 import sys
+from contextlib import closing
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 import solvers
 from bench import results
 from bench.executors import make_executor
 from bench.grid import parse_solver_specs, split_top_level
 from bench.task import Task
-from problems.problem import rank_for_param_ratio
+from problems.problem import Problem, rank_for_param_ratio
 from solvers.base import resolve_device, resolve_dtype
 
 PLUGINS_ENV = "WLRBENCH_PLUGINS"
+UNLIMITED_WALL = 3600.0  # the default wall-clock limit of a run without a time limit
 
 
 def problem_digest(problem) -> str:
@@ -39,10 +41,11 @@ def run_id(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def default_wall_limit(time_limit: float | None) -> float | None:
+def default_wall_limit(time_limit: float | None) -> float:
     """Wall seconds before a run's worker is killed: twice the solver budget plus 30 s for the start-up,
-    the objective measurements and the last iteration to finish; unbounded without a time limit."""
-    return None if time_limit is None else 2 * time_limit + 30
+    the objective measurements and the last iteration to finish; an hour without a time limit, so that one
+    hung run cannot stall a sweep forever (pass ``wall_limit`` for longer runs)."""
+    return UNLIMITED_WALL if time_limit is None else 2 * time_limit + 30
 
 
 def load_plugins(plugins) -> tuple[str, ...]:
@@ -133,7 +136,9 @@ def run_grid(problems, solver_specs, *, ranks=None, param_ratios=None, seeds=(0,
     scheduler: a Dask scheduler address (implies executor "dask"). force: redo runs already stored.
     progress: a tqdm bar on stderr. plugins: modules registering extra solvers, imported here and in workers.
     """
-    problems = list(problems)
+    problems = [problems] if isinstance(problems, Problem) else list(problems)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out}: exists and is not a directory")
     if not problems:
         raise ValueError("no problems given")
     if isinstance(solver_specs, str):
@@ -145,21 +150,22 @@ def run_grid(problems, solver_specs, *, ranks=None, param_ratios=None, seeds=(0,
                           wall_limit=wall_limit, plugins=plugins, threads=_threads_per_job(jobs) if local else None,
                           check_device=local)
     explicit = not any(s.strip() == "all" for spec in solver_specs for s in split_top_level(spec))
-    if progress and explicit:
+    if explicit:  # solvers asked for by name: say where they do not apply
         for label, name, reason in skipped:
             print(f"wlrbench: skipping {label} on {name}: {reason}", file=sys.stderr)
     if not tasks:
         raise ValueError("no runs: every solver refuses every problem" if skipped else "no runs in this grid")
     done = set() if force else results.finished_ids(out)
     todo = [t for t in tasks if t.run_id not in done]
-    with tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="run", disable=not progress,
-              file=sys.stderr, dynamic_ncols=True) as bar:
-        if todo:
-            with make_executor(executor, jobs, scheduler) as ex:
-                for rows in ex.map(todo, on_start=lambda t: bar.set_postfix_str(_describe(t), refresh=True)):
-                    results.write_run(out, rows)
-                    bar.set_postfix_str(f"done {rows['solver'][0]} on {rows['problem'][0]}", refresh=False)
-                    bar.update(1)
+    if todo:
+        with make_executor(executor, jobs, scheduler) as ex, \
+                tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="run", disable=not progress,
+                     file=sys.stderr, dynamic_ncols=True) as bar, \
+                closing(ex.map(todo, on_start=lambda t: bar.set_postfix_str(_describe(t)))) as finished:
+            for rows in finished:
+                results.write_run(out, rows)
+                bar.set_postfix_str(f"done {rows['solver'][0]} on {rows['problem'][0]}", refresh=False)
+                bar.update(1)
     return results.load(out, run_ids=[t.run_id for t in tasks])
 
 

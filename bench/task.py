@@ -20,6 +20,8 @@ import torch
 import solvers
 from bench.environment import environment
 
+_DEFAULT_THREADS = torch.get_num_threads()
+
 
 @dataclass(frozen=True)
 class Task:
@@ -38,7 +40,7 @@ class Task:
     time_limit: float | None = None
     wall_limit: float | None = None  # wall seconds after which the worker running it is killed
     plugins: tuple = ()  # modules to import before solving (they register extra solvers)
-    threads: int | None = None  # torch threads in the worker (None: torch's default)
+    threads: int | None = None  # torch threads in the worker (None: the worker's default)
 
     def without_problem(self) -> "Task":
         return dataclasses.replace(self, problem=None)
@@ -47,7 +49,7 @@ class Task:
         return dataclasses.replace(self, problem=problem)
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -77,18 +79,17 @@ def failure_rows(task: Task, stop_reason: str, message: str, wall_time: float, s
     """The single row of a run without a result: iteration 0, objective NaN, final."""
     point = {"iteration": 0, "time": math.nan, "objective": math.nan, "rel_error": math.nan, "final": True,
              "n_iter": n_iter, "stop_reason": stop_reason, "message": message, "wall_time": wall_time,
-             "info": "{}", "started_at": started_at or _now()}
+             "info": "{}", "started_at": started_at or utc_now()}
     return _columns(describe(task), [point], environment())
 
 
 def execute(task: Task) -> dict:
     """Run ``task`` in this process; the results rows as columns (``bench.results.SCHEMA``). Never raises."""
-    started_at, t0 = _now(), time.perf_counter()
+    started_at, t0 = utc_now(), time.perf_counter()
     try:
         for module in task.plugins:
             importlib.import_module(module)
-        if task.threads:
-            torch.set_num_threads(task.threads)
+        torch.set_num_threads(task.threads or _DEFAULT_THREADS)
         result = solvers.get(task.solver_name, **task.params).solve(
             task.problem, max_iter=task.max_iter, time_limit=task.time_limit, seed=task.seed,
             device=task.device, dtype=task.dtype)

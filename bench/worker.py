@@ -13,16 +13,18 @@ inside daemonic processes such as Dask workers; each worker exits when its paren
 """
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import select
+import signal
 import struct
 import subprocess
 import sys
 import threading
 import time
 
-from bench.task import Task, execute, failure_rows
+from bench.task import Task, execute, failure_rows, utc_now
 
 _HEADER = struct.Struct("<Q")
 STARTUP_TIMEOUT = 600.0  # seconds for a worker to import torch and the solvers
@@ -57,6 +59,7 @@ def _exit_with_parent(parent: int) -> None:
 def main() -> int:
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # solver prints must not corrupt the reply stream
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it kills busy workers
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     import solvers
 
@@ -85,11 +88,12 @@ class WorkerProcess:
     """The parent's handle on one worker subprocess."""
 
     def __init__(self):
-        env = {**os.environ, "PYTHONPATH": _python_path()}
+        self.python_path = _python_path()
+        env = {**os.environ, "PYTHONPATH": self.python_path}
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env)
         self.problem_key = None
-        if self._wait(STARTUP_TIMEOUT) is None:
+        if not self._readable(STARTUP_TIMEOUT):
             self.kill()
             raise RuntimeError(f"a wlrbench worker did not start within {STARTUP_TIMEOUT:.0f} s")
         try:
@@ -98,30 +102,30 @@ class WorkerProcess:
             raise RuntimeError(f"a wlrbench worker exited on start-up (exit code {self.proc.wait()}); "
                                f"run `{sys.executable} -m bench.worker` to see why") from None
 
-    def _wait(self, timeout: float | None):
-        """True when a reply is readable, None on timeout."""
+    def _readable(self, timeout: float | None) -> bool:
+        """Whether a reply (or EOF) arrives within ``timeout`` seconds (None: wait as long as it takes)."""
         readable, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        return True if readable else None
+        return bool(readable)
 
     @property
     def alive(self) -> bool:
         return self.proc.poll() is None
 
     def run(self, task: Task) -> dict:
-        start = time.perf_counter()
+        start, started_at = time.perf_counter(), utc_now()
         send = task.without_problem() if task.problem_key == self.problem_key else task
         try:
             write_frame(self.proc.stdin, send)
             self.problem_key = task.problem_key
-            if self._wait(task.wall_limit) is None:
+            if not self._readable(task.wall_limit):
                 self.kill()
                 return failure_rows(task, "time_limit", f"killed: the run exceeded its wall-clock limit of "
-                                    f"{task.wall_limit:g} s", time.perf_counter() - start)
+                                    f"{task.wall_limit:g} s", time.perf_counter() - start, started_at)
             return read_frame(self.proc.stdout)[1]
         except (EOFError, BrokenPipeError):
             code = self.proc.wait()
             return failure_rows(task, "error", f"the worker process died (exit code {code})",
-                                time.perf_counter() - start)
+                                time.perf_counter() - start, started_at)
 
     def kill(self) -> None:
         self.proc.kill()
@@ -142,40 +146,67 @@ class WorkerProcess:
 
 
 class WorkerPool:
-    """Idle workers shared by threads: ``run`` borrows one (or starts one) for the length of a run."""
+    """Idle workers shared by threads: ``run`` borrows one (or starts one) for the length of a run.
+
+    Idle workers stay alive for later runs, also across ``run_grid`` calls; ``close`` ends them (the
+    ``shared`` pool of a process is closed at exit, and a worker also exits when its parent dies)."""
 
     def __init__(self):
         self._idle: list[WorkerProcess] = []
+        self._busy: set[WorkerProcess] = set()
         self._lock = threading.Lock()
 
-    def run(self, task: Task) -> dict:
+    def _borrow(self, task: Task) -> WorkerProcess | None:
+        path = _python_path()
         with self._lock:
-            # prefer a worker that already holds this problem
-            match = [w for w in self._idle if w.problem_key == task.problem_key]
+            stale = [w for w in self._idle if w.python_path != path]  # cannot import what this process can
+            self._idle = [w for w in self._idle if w.python_path == path]
+            match = [w for w in self._idle if w.problem_key == task.problem_key]  # holds the problem already
             worker = (match or self._idle or [None])[0]
             if worker is not None:
                 self._idle.remove(worker)
-        worker = worker or WorkerProcess()
-        rows = worker.run(task)
-        if worker.alive:
+                self._busy.add(worker)
+        for w in stale:
+            w.close()
+        return worker
+
+    def run(self, task: Task) -> dict:
+        worker = self._borrow(task)
+        if worker is None:
+            worker = WorkerProcess()
             with self._lock:
-                self._idle.append(worker)
-        return rows
+                self._busy.add(worker)
+        try:
+            return worker.run(task)
+        finally:
+            with self._lock:
+                self._busy.discard(worker)
+                if worker.alive:
+                    self._idle.append(worker)
+
+    def kill_busy(self) -> None:
+        """Kill the workers in the middle of a run (their runs come back as failures)."""
+        with self._lock:
+            busy = list(self._busy)
+        for worker in busy:
+            worker.proc.kill()
 
     def close(self) -> None:
+        self.kill_busy()
         with self._lock:
             idle, self._idle = self._idle, []
         for worker in idle:
             worker.close()
 
 
-_PROCESS_POOL = WorkerPool()  # starts no process until used
+shared = WorkerPool()  # this process's workers (starts none until used)
+atexit.register(shared.close)
 
 
 def run_isolated(task: Task, problem=None) -> dict:
     """Run ``task`` in a worker subprocess of this process (used by the Dask executor on each Dask
     worker); ``problem`` replaces ``task.problem`` when given (Dask scatters problems separately)."""
-    return _PROCESS_POOL.run(task if problem is None else task.with_problem(problem))
+    return shared.run(task if problem is None else task.with_problem(problem))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 import problems
 from bench.cli import UsageError
@@ -42,11 +43,16 @@ def run(args) -> int:
     from bench.runner import run_grid
 
     todo = load_problems(args)
-    frame = run_grid(todo, args.solvers, ranks=_flatten(args.rank), param_ratios=_flatten(args.param_ratio),
-                     seeds=range(args.repeats), out=args.out, time_limit=args.time_limit, max_iter=args.max_iter,
-                     device=args.device, dtype=args.dtype, jobs=args.jobs, scheduler=args.scheduler,
-                     executor=args.executor, force=args.force, progress=not args.quiet,
-                     wall_limit=args.wall_limit, plugins=args.plugin)
+    try:
+        frame = run_grid(todo, args.solvers, ranks=_flatten(args.rank), param_ratios=_flatten(args.param_ratio),
+                         seeds=range(args.repeats), out=args.out, time_limit=args.time_limit,
+                         max_iter=args.max_iter, device=args.device, dtype=args.dtype, jobs=args.jobs,
+                         scheduler=args.scheduler, executor=args.executor, force=args.force,
+                         progress=not args.quiet, wall_limit=args.wall_limit, plugins=args.plugin)
+    except KeyboardInterrupt:
+        print(f"wlrbench: interrupted; the finished runs are in {args.out}: run the same command to resume",
+              file=sys.stderr)
+        return 130
     final = frame[frame["final"]]
     summary = (final.groupby(["problem", "rank", "solver"], sort=True)
                .agg(runs=("run_id", "size"), rel_error=("rel_error", "median"), time=("time", "median"),
@@ -83,7 +89,7 @@ def register(sub) -> None:
     sol.add_argument("--time-limit", type=_positive(float), metavar="S", help="solver seconds per run")
     sol.add_argument("--max-iter", type=int, metavar="N", help="iteration cap per run (default: solver's)")
     sol.add_argument("--wall-limit", type=_positive(float), metavar="S",
-                     help="kill a run after S wall seconds (default: 2×time limit + 30 s; none without one)")
+                     help="kill a run after S wall seconds (default: 2×time limit + 30 s, or 3600 s)")
     sol.add_argument("--device", metavar="DEV", help="cpu (default), cuda, cuda:1, ...")
     sol.add_argument("--dtype", choices=["float32", "float64"], help="default: the problem's")
     ex = p.add_argument_group("execution")
