@@ -120,3 +120,21 @@ class CVX(ClosedFormSolver):
                 else:
                     self.lambda_, best, self.rank_ = mid, X_mid, rank_mid
         return best
+
+
+def weighted_ridge_reference(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, ridge: torch.Tensor,
+                             solver: str = "CLARABEL") -> torch.Tensor:
+    """U = argmin_U Σ W (A − U Vᵀ)² + Σ_i ridge_i ‖u_i‖² for fixed V, by cvxpy (float64, CPU).
+
+    The half-step of alternating least squares, posed as one convex QP instead of m r×r normal equations:
+    the independent reference the ALS kernel is tested against.
+    """
+    cp = _import_cvxpy()
+    A, W, V, ridge = (t.detach().cpu().double().numpy() for t in (A, W, V, ridge))
+    U = cp.Variable((A.shape[0], V.shape[1]))
+    fit = cp.sum_squares(cp.multiply(np.sqrt(W), A - U @ V.T))
+    problem = cp.Problem(cp.Minimize(fit + cp.sum_squares(cp.multiply(np.sqrt(ridge)[:, None], U))))
+    problem.solve(solver=solver)
+    if problem.status != "optimal":
+        raise RuntimeError(f"cvxpy/{solver} returned status {problem.status!r}")
+    return torch.from_numpy(np.array(U.value, dtype=np.float64))
