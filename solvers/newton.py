@@ -41,7 +41,7 @@ from solvers.objective import value_and_grad
 FORCING_MAX = 0.1     # CG relative residual never looser than this
 LAMBDA_FLOOR = 1e-12  # λ never below this (dimensionless: it multiplies the scaling D)
 LAMBDA_CEILING = 1e16  # λ beyond this with no decrease: nothing left to gain
-SCALING_FLOOR = 1e-12  # D gets this · mean diag(H) added so rows of zero weight stay solvable
+SCALING_FLOOR = 1e-12  # D gets max(this, 10 eps) · mean diag(D) added: rows of zero weight stay solvable
 
 
 @dataclass
@@ -75,11 +75,12 @@ def diagonal_blocks(W, U, V, block: bool) -> torch.Tensor:
 def marquardt_scaling(W, U, V, block: bool) -> Scaling:
     """D from ``diagonal_blocks`` plus a floor; a Cholesky factorisation per block, O((m + n) r³)."""
     D = diagonal_blocks(W, U, V, block)
+    floor = max(SCALING_FLOOR, 10 * torch.finfo(D.dtype).eps)
     if not block:
-        D = D + SCALING_FLOOR * D.mean()
+        D = D + floor * D.mean()
         return Scaling(lambda Z: D * Z, lambda Z: Z / D)
     eye = torch.eye(D.shape[-1], dtype=D.dtype, device=D.device)
-    D = D + SCALING_FLOOR * D.diagonal(dim1=-2, dim2=-1).mean() * eye
+    D = D + floor * D.diagonal(dim1=-2, dim2=-1).mean() * eye
     L = torch.linalg.cholesky(D)
     return Scaling(lambda Z: (D @ Z[:, :, None])[:, :, 0], lambda Z: torch.cholesky_solve(Z[:, :, None], L)[:, :, 0])
 

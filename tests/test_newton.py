@@ -1,9 +1,10 @@
 """newton: Levenberg–Marquardt on (U, V) with matrix-free preconditioned CG."""
+import numpy as np
 import pytest
 import torch
 
 import solvers
-from problems import synthetic
+from problems import Problem, synthetic
 from solvers.base import DeviceProblem
 from solvers.linalg import rebalance
 from solvers.newton import diagonal_blocks
@@ -109,3 +110,17 @@ def test_full_hessian_converges_in_fewer_iterations_than_gauss_newton_with_large
 def test_bad_parameters_are_refused(params):
     with pytest.raises(ValueError, match=next(iter(params))):
         solvers.get("newton", **params)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_rows_and_columns_of_zero_weight_stay_finite(dtype):
+    """A zero-weight row has a zero block in D and no gradient: the floor keeps the solve defined, and the
+    result matches svp's (a different algorithm) on the same instance."""
+    rng = np.random.default_rng(0)
+    W = np.exp(rng.standard_normal((30, 20)))
+    W[3], W[:, 5] = 0.0, 0.0
+    p = Problem(rng.standard_normal((30, 20)), W, 3)
+    res = solvers.get("newton").solve(p, dtype=dtype)
+    assert torch.isfinite(res.U).all() and torch.isfinite(res.V).all()
+    assert res.stop_reason == "converged"
+    assert res.objective == pytest.approx(solvers.get("svp").solve(p).objective, rel=1e-5)
