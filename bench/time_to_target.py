@@ -60,7 +60,16 @@ def main(argv=None):
     ap.add_argument("--max-iter", type=int, default=5000)
     ap.add_argument("--time-limit", type=float, default=120.0)
     args = ap.parse_args(argv)
+    threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
+    try:
+        report(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def report(args):
+    """Build the problem, run the race and print the table."""
     m, n = (int(x) for x in args.shape.lower().split("x"))
     problem = synthetic.make(args.family, m=m, n=n, rank=args.rank, seed=args.seed)
     init = args.init

@@ -17,9 +17,10 @@ columns are damped alike, and large λ turns the step into a simultaneous (Jacob
 
 A step is accepted only when f decreases, so the method is monotone. λ follows Nielsen (1999): with the
 gain ratio ϱ = (f − f(U + dU, V + dV)) / (2 Zᵀb − ZᵀHZ), an accepted step sets λ ← λ·max(1/3, 1 − (2ϱ − 1)³),
-a rejected one — or CG meeting non-positive curvature of H + λD, possible with the full Hessian away from a
-minimum — sets λ ← λ·ν, ν ← 2ν. λ > 0 also removes the r² gauge directions (dU, dV) = (U G, −V Gᵀ) along
-which U Vᵀ is unchanged and H is singular; the factors are rebalanced (UᵀU = VᵀV) after every step.
+a rejected one — or CG meeting non-positive curvature of H + λD (possible with the full Hessian away from
+a minimum) in its first direction — sets λ ← λ·ν, ν ← 2ν; met later, it truncates the CG solve instead.
+λ > 0 also removes the r² gauge directions (dU, dV) = (U G, −V Gᵀ) along which U Vᵀ is unchanged and H is
+singular; the factors are rebalanced (UᵀU = VᵀV) after every step.
 The full Hessian converges quadratically near a minimum whatever the residual; Gauss–Newton only
 linearly when the optimal residual is large (heavy-tailed W), quadratically when f* = 0.
 
@@ -135,8 +136,9 @@ class Newton(IterativeSolver):
 
     def _solve(self, H, b, D: Scaling, lam, tol):
         """CG on (H + λD) Z = b from Z = 0, preconditioned by D⁻¹ (the exact block diagonal of H + λD up to
-        the factor 1 + λ, which CG ignores); returns Z and ZᵀHZ, the latter from CG's own residual, or None
-        when CG meets a direction of non-positive curvature (λ is too small for the full Hessian)."""
+        the factor 1 + λ, which CG ignores); returns Z and ZᵀHZ, the latter from CG's own residual.
+        A direction of non-positive curvature (the full Hessian away from a minimum) ends CG at the last
+        iterate, which still decreases the quadratic model (Steihaug); None if it is the first direction."""
         Z, Res = torch.zeros_like(b), b.clone()
         P = D.solve(Res)
         rz = float((Res * P).sum())
@@ -145,7 +147,9 @@ class Newton(IterativeSolver):
             HP = H(P) + lam * D.mul(P)
             curvature = float((P * HP).sum())
             if curvature <= 0:
-                return None
+                if not Z.any():
+                    return None
+                break
             alpha = rz / curvature
             Z += alpha * P
             Res -= alpha * HP
