@@ -57,14 +57,14 @@ class LMState:
 
 
 class Scaling(NamedTuple):
-    """The Marquardt scaling D (H's diagonal blocks or diagonal): ``mul`` Z ↦ D Z, ``solve`` Z ↦ D⁻¹ Z."""
+    """The Marquardt scaling D (JᵀJ's diagonal blocks or diagonal): ``mul`` Z ↦ D Z, ``solve`` Z ↦ D⁻¹ Z."""
 
     mul: Callable[[torch.Tensor], torch.Tensor]
     solve: Callable[[torch.Tensor], torch.Tensor]
 
 
 def diagonal_blocks(W, U, V, block: bool) -> torch.Tensor:
-    """Diagonal blocks of H: rows i of U get Vᵀ diag(W_i) V, rows j of V get Uᵀ diag(W_:j) U
+    """Diagonal blocks of JᵀJ: rows i of U get Vᵀ diag(W_i) V, rows j of V get Uᵀ diag(W_:j) U
     ((m+n)×r×r, one m×n by n×r² product per side), or just their diagonals W V², Wᵀ U² ((m+n)×r)."""
     if not block:
         return torch.cat([W @ (V * V), W.T @ (U * U)])
