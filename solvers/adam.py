@@ -24,6 +24,7 @@ class Adam(MomentumSolver):
 
     name = "adam"
     parameters = {"lr": 1e-2, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "batch_rows": 0, "patience": 200}
+    exact_on = frozenset({"constant", "separable", "planted", "completion"})
 
     def prepare(self, dp, state: MomentumState) -> None:
         state.extra["scale"] = factor_scale(dp)

@@ -115,3 +115,19 @@ def test_balance_keeps_the_product_and_equalises_the_grams():
 def test_bad_parameters_are_rejected(name, bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         solvers.get(name, **bad)
+
+
+def test_compare_script_runs_all_from_one_start_and_names_the_first_to_the_target(capsys):
+    from bench import compare_solvers
+
+    p = synthetic.planted(m=30, n=20, rank=3)
+    out = compare_solvers.compare(p, ["gd", ("sgd", {"lr": 0.5})], init="random", max_iter=2000)
+    assert set(out["runs"]) == {"gd", "sgd[lr=0.5]"}
+    starts = {r.trace[0].objective for r in out["runs"].values()}
+    assert len(starts) == 1 and starts == {out["f0"]}  # the same initial factors for everyone
+    assert out["winner"] in out["runs"] and out["factors"][out["winner"]] == 1.0
+    assert all(f >= 1.0 for f in out["factors"].values())
+    assert compare_solvers.main(["--family", "planted", "--m", "30", "--n", "20", "--rank", "3",
+                                 "--solvers", "gd,sgd", "--init", "random", "--max-iter", "500"]) == 0
+    text = capsys.readouterr().out
+    assert "first to the target:" in text and "rel_error at solver time" in text
