@@ -15,7 +15,8 @@ O(mn + (m + n) r²) per SGD iteration.
 Differences from SWATS as published: the switching test is relative (SWATS compares |Λ_k − γ_k| with an absolute
 ε = 1e-9, which depends on the problem's scale; ours is scale-free like every default here), it is checked only
 once the average spans its horizon, k ≥ 1/(1 − β₂) (SWATS checks from k = 2, where Λ_2 averages just two nearly
-equal estimates and a relative test would pass at once), and only descent steps (pᵀg < 0) update the estimate. The plateau rule (``first_order.Plateau``) halves the rate in both phases.
+equal estimates and a relative test would pass at once), and only descent steps (pᵀg < 0) update the estimate.
+The plateau rule (``first_order.Plateau``) halves the rate in both phases.
 The switch iteration is reported as ``info["switch_iteration"]`` (None: never switched).
 Cost per iteration: one gradient, O(|I| n r) for a block of |I| rows (O(mnr) full batch), plus O((m + n) r).
 """

@@ -198,9 +198,9 @@ class MomentumSolver(FirstOrderSolver):
     ``batch_rows``, ``patience``) and implements ``update(dp, state, f, grad_u, grad_v)``."""
 
     def start(self, dp, U, V):
-        state = MomentumState(U=U, V=V, batches=RowBatches(dp.shape[0], self.params["batch_rows"], dp.generator, dp.device),
-                              plateau=Plateau(self.params["patience"]), curvature=Curvature(dp.W),
-                              lr=self.params["lr"])
+        batches = RowBatches(dp.shape[0], self.params["batch_rows"], dp.generator, dp.device)
+        state = MomentumState(U=U, V=V, batches=batches, plateau=Plateau(self.params["patience"]),
+                              curvature=Curvature(dp.W), lr=self.params["lr"])
         self.prepare(dp, state)
         return state
 
