@@ -15,6 +15,7 @@ winner is the fastest, and every other solver's time is given as a multiple of t
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -101,7 +102,9 @@ def report(problem, out: dict, *, columns: int = 8, file=sys.stdout) -> None:
     print(" " * width + "".join(f"{t:>12.3g}" for t in grid) + f"{'final':>12}{'iters':>8}  stop", file=file)
     for label, r in runs.items():
         cells = "".join(f"{_rel_at(r.trace, t, wn):>12.6g}" for t in grid)
-        print(f"{label:<{width}}{cells}{r.rel_error:>12.6g}{r.n_iter:>8}  {r.stop_reason}", file=file)
+        info = {k: v for k, v in r.info.items() if k != "message"}
+        extra = f"  {json.dumps(info)}" if info else ""
+        print(f"{label:<{width}}{cells}{r.rel_error:>12.6g}{r.n_iter:>8}  {r.stop_reason}{extra}", file=file)
     print(f"best rel_error {out['best'] / wn:.8g}; target rel_error {out['target'] / wn:.8g}", file=file)
     for label, t in sorted(out["time_to_target"].items(), key=lambda kv: kv[1]):
         factor = out["factors"].get(label, math.inf)
