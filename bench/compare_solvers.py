@@ -51,9 +51,15 @@ def target_value(best: float, weighted_norm: float, rtol: float) -> float:
     return best * (1 + rtol)
 
 
+def first_below(trace, target: float):
+    """The first trace point at or below ``target``, or None."""
+    return next((p for p in trace if p.objective <= target), None)
+
+
 def time_to(trace, target: float) -> float:
     """Solver seconds of the first trace point at or below ``target`` (inf if never)."""
-    return next((p.seconds for p in trace if p.objective <= target), math.inf)
+    point = first_below(trace, target)
+    return point.seconds if point else math.inf
 
 
 def compare(problem, names, *, init="best_closed_form", rtol=1e-3, seed=0, time_limit=None, max_iter=None,
@@ -108,7 +114,9 @@ def report(problem, out: dict, *, columns: int = 8, file=sys.stdout) -> None:
     print(f"best rel_error {out['best'] / wn:.8g}; target rel_error {out['target'] / wn:.8g}", file=file)
     for label, t in sorted(out["time_to_target"].items(), key=lambda kv: kv[1]):
         factor = out["factors"].get(label, math.inf)
-        reached = f"{t:.4g}s ({factor:.3g}× the winner's time)" if math.isfinite(t) else "never"
+        point = first_below(runs[label].trace, out["target"])
+        reached = (f"{t:.4g}s, iteration {point.iteration} ({factor:.3g}× the winner's time)" if point
+                   else "never")
         print(f"  {label:<{width}} reaches the target at {reached}", file=file)
     if out["winner"]:
         ranked = sorted((v, k) for k, v in out["time_to_target"].items() if math.isfinite(v))
