@@ -9,7 +9,7 @@ SGD phase: SWATS' momentum v ← β₁ v + g, x ← x − (1 − β₁) Λ v (st
 as ``first_order.heavy_ball`` with step (1 − β₁) Λ. Λ is capped per block at half the heavy-ball stability
 limit, Λ_X ≤ (1 + β₁) / ((1 − β₁) L_X) with L_X the curvature bound of ``first_order.Curvature`` (an upper bound,
 so the cap is safe): Adam's projected rate can exceed what SGD tolerates, and on heavy-tailed W it does (the
-uncapped SGD phase diverged on ``heavy_tailed`` 300×200 rank 16 from the default start). Cost of the cap:
+uncapped SGD phase diverged on ``heavy_tailed`` 60×48 rank 4 and 300×200 rank 16 from the default start). Cost of the cap:
 O(mn + (m + n) r²) per SGD iteration.
 
 Differences from SWATS as published: the switching test is relative (SWATS compares |Λ_k − γ_k| with an absolute

@@ -131,3 +131,13 @@ def test_compare_script_runs_all_from_one_start_and_names_the_first_to_the_targe
                                  "--solvers", "gd,sgd", "--init", "random", "--max-iter", "500"]) == 0
     text = capsys.readouterr().out
     assert "first to the target:" in text and "rel_error at solver time" in text
+
+
+def test_adam_sgd_sgd_phase_is_capped_where_the_projected_rate_would_diverge():
+    """On this instance SWATS' projected rate alone blows the SGD phase up right after the switch (measured:
+    rel_error 1e4, "diverged" at iteration 1512); the curvature cap keeps it descending."""
+    p = synthetic.heavy_tailed(m=60, n=48, rank=4)
+    res = solvers.get("adam_sgd").solve(p, max_iter=2500)
+    k = res.info["switch_iteration"]
+    assert k is not None and k < 2000 and res.stop_reason == "max_iter", res
+    assert res.objective <= res.trace[k].objective
