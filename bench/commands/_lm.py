@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,6 +29,15 @@ def fisher_args(args) -> dict:
         raise ValueError(f"--tokens must be positive, got {args.tokens}")
     return {"text": args.text, "tokens": args.tokens or fisher_tokens(), "seed": args.seed,
             "cache_dir": Path(args.cache) if args.cache else default_cache_dir(), "progress": not args.no_progress}
+
+
+@contextmanager
+def missing_packages_are_usage_errors():
+    """A missing model/text package (ImportError naming the pip command) becomes a one-line CLI error."""
+    try:
+        yield
+    except ImportError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def parse_floats(text: str, what: str) -> list[float]:

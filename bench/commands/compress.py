@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.commands._lm import (add_fisher_options, default_weighted_solvers, fisher_args, parse_floats,
+from bench.commands._lm import (add_fisher_options, default_weighted_solvers, fisher_args,
+                                missing_packages_are_usage_errors, parse_floats,
                                 parse_solvers, print_table, stamp, write_csv)
 
 MODEL_COLUMNS = ["model", "solver", "param_ratio", "n_params", "eval_loss", "mean_rel_error"]
@@ -48,9 +49,10 @@ def run(args) -> int:
     solver_list = parse_solvers(args.solver or "svd," + default_weighted_solvers())
     if args.eval_tokens is not None and args.eval_tokens <= 0:
         raise ValueError(f"--eval-tokens must be positive, got {args.eval_tokens}")
-    lm = load_model(args.model, opts["cache_dir"])
-    names = lm.select(args.layers, args.modules)
-    res = fisher(lm, names, **opts)
+    with missing_packages_are_usage_errors():
+        lm = load_model(args.model, opts["cache_dir"])
+        names = lm.select(args.layers, args.modules)
+        res = fisher(lm, names, **opts)
     print(f"{lm.name}: {len(names)} Linear weights; Fisher on {res.tokens} tokens "
           f"({'cached' if res.cached else f'{res.tokens_per_second:.0f} tokens/s'})")
     problems = lm_problems(lm, names, res, text=opts["text"], seed=opts["seed"])

@@ -1,7 +1,7 @@
 """``wlrbench fisher``: compute (or load from cache) the empirical Fisher of a model's Linear weights."""
 from __future__ import annotations
 
-from bench.commands._lm import add_fisher_options, fisher_args
+from bench.commands._lm import add_fisher_options, fisher_args, missing_packages_are_usage_errors
 
 
 def run(args) -> int:
@@ -10,9 +10,10 @@ def run(args) -> int:
     from problems.lm import fisher, load_model
 
     opts = fisher_args(args)
-    lm = load_model(args.model, opts["cache_dir"])
-    names = lm.select(args.layers, args.modules)
-    res = fisher(lm, names, **opts)
+    with missing_packages_are_usage_errors():
+        lm = load_model(args.model, opts["cache_dir"])
+        names = lm.select(args.layers, args.modules)
+        res = fisher(lm, names, **opts)
     how = "loaded from cache" if res.cached else "computed"
     print(f"{lm.name}: Fisher of {len(names)} Linear weights {how}: {res.path or '(not cached)'}")
     print(f"{res.tokens} tokens of {opts['text']!r}, seed {opts['seed']}: {res.seconds:.1f} s, "

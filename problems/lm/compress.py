@@ -63,14 +63,14 @@ def n_params(model: torch.nn.Module) -> int:
 
 def factorize(problems, solver, *, param_ratio: float | None = None, seed: int = 0, **solve_kw):
     """Solve every problem (at the rank for ``param_ratio``, or its own rank) with ``solver``; returns
-    ({layer name: (U, V)}, per-layer rows: layer, module, shape, rank, rel_error, time, stop_reason)."""
+    ({layer name (meta["name"], else the problem's name): (U, V)}, per-layer rows: layer, module, shape, rank, rel_error, time, stop_reason)."""
     factors, rows = {}, []
     for p in problems:
         if param_ratio is not None:
             p = p.with_rank(rank_for_param_ratio(*p.shape, param_ratio))
         res = solver.solve(p, seed=seed, **solve_kw)
-        factors[p.meta["name"]] = (res.U, res.V)
-        rows.append({"problem": p.name, "layer": p.meta["layer"], "module": p.meta["module"],
+        factors[p.meta.get("name", p.name)] = (res.U, res.V)
+        rows.append({"problem": p.name, "layer": p.meta.get("layer"), "module": p.meta.get("module"),
                      "m": p.shape[0], "n": p.shape[1], "rank": p.rank, "solver": res.solver,
                      "rel_error": res.rel_error, "time": res.time, "stop_reason": res.stop_reason})
     return factors, rows
