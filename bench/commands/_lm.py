@@ -31,6 +31,16 @@ def fisher_args(args) -> dict:
             "cache_dir": Path(args.cache) if args.cache else default_cache_dir(), "progress": not args.no_progress}
 
 
+def add_solve_options(p) -> None:
+    """--max-iter, --time-limit: per-layer limits for iterative solvers (ALS defaults to 1000 sweeps)."""
+    p.add_argument("--max-iter", type=int, default=None, help="iteration cap per layer (iterative solvers)")
+    p.add_argument("--time-limit", type=float, default=None, help="solver seconds per layer")
+
+
+def solve_kwargs(args) -> dict:
+    return {k: v for k, v in (("max_iter", args.max_iter), ("time_limit", args.time_limit)) if v is not None}
+
+
 @contextmanager
 def missing_packages_are_usage_errors():
     """A missing model/text package (ImportError naming the pip command) becomes a one-line CLI error."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.commands._lm import (add_fisher_options, default_weighted_solvers, fisher_args,
-                                missing_packages_are_usage_errors, parse_floats,
-                                parse_solvers, print_table, stamp, write_csv)
+from bench.commands._lm import (add_fisher_options, add_solve_options, default_weighted_solvers, fisher_args,
+                                missing_packages_are_usage_errors, parse_floats, parse_solvers, print_table,
+                                solve_kwargs, stamp, write_csv)
 
 MODEL_COLUMNS = ["model", "solver", "param_ratio", "n_params", "eval_loss", "mean_rel_error"]
 
@@ -57,9 +57,8 @@ def run(args) -> int:
           f"({'cached' if res.cached else f'{res.tokens_per_second:.0f} tokens/s'})")
     problems = lm_problems(lm, names, res, text=opts["text"], seed=opts["seed"])
     eval_batches = batches_for(lm, args.eval_text or EVAL_TEXT, args.eval_tokens, seed=0)
-    solve_kw = {k: v for k, v in (("max_iter", args.max_iter), ("time_limit", args.time_limit)) if v is not None}
     model_rows, layer_rows = compress_table(lm, problems, solver_list, ratios, eval_batches, seed=args.seed,
-                                            solve_kw=solve_kw)
+                                            solve_kw=solve_kwargs(args))
     layers = pd.DataFrame(layer_rows)
     table = pd.DataFrame(model_rows)
     table = table[MODEL_COLUMNS + [c for c in table.columns if c not in MODEL_COLUMNS]]
@@ -87,8 +86,7 @@ def register(sub) -> None:
     p.add_argument("--modules", default="all", help="all or a comma list of q,k,v,o,gate,up,down")
     p.add_argument("--eval-text", default=None, help="held-out text (default: lee)")
     p.add_argument("--eval-tokens", type=int, default=None, help="held-out tokens (default: all of the text)")
-    p.add_argument("--max-iter", type=int, default=None, help="iteration cap per layer (iterative solvers)")
-    p.add_argument("--time-limit", type=float, default=None, help="solver seconds per layer")
+    add_solve_options(p)
     add_fisher_options(p)
     p.add_argument("--out", default=None, metavar="CSV", help="write the model-level table here")
     p.add_argument("--layers-out", default=None, metavar="CSV", help="write the per-layer table here")

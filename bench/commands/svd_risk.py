@@ -10,13 +10,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from bench.commands._lm import (add_fisher_options, default_weighted_solvers, fisher_args,
-                                missing_packages_are_usage_errors, parse_floats,
-                                parse_solvers, print_table, write_csv)
+from bench.commands._lm import (add_fisher_options, add_solve_options, default_weighted_solvers, fisher_args,
+                                missing_packages_are_usage_errors, parse_floats, parse_solvers, print_table,
+                                solve_kwargs, write_csv)
 
 
-def risk_table(problems, weighted, *, param_ratio=None, lm=None, eval_batches=None, seed=0, log=print):
-    """One row per problem (see the module docstring); ``lm`` and ``eval_batches`` enable loss_increase."""
+def risk_table(problems, weighted, *, param_ratio=None, lm=None, eval_batches=None, seed=0, solve_kw=None,
+               log=print):
+    """One row per problem (see the module docstring); ``lm`` and ``eval_batches`` enable loss_increase;
+    ``solve_kw`` (max_iter, time_limit) goes to the weighted solvers."""
     import solvers
     from problems.diagnostics import all_variants, svd_risk
     from problems.lm.compress import compressed_metrics, factorize
@@ -25,7 +27,7 @@ def risk_table(problems, weighted, *, param_ratio=None, lm=None, eval_batches=No
     rows = []
     for p in problems:
         svd_f, (svd_row,) = factorize([p], solvers.get("svd"), param_ratio=param_ratio, seed=seed)
-        fits = [factorize([p], s, param_ratio=param_ratio, seed=seed) for s in weighted]
+        fits = [factorize([p], s, param_ratio=param_ratio, seed=seed, **(solve_kw or {})) for s in weighted]
         best_f, (best_row,) = min(fits, key=lambda fit: fit[1][0]["rel_error"])
         row = {"problem": p.name, "svd_risk": svd_risk(p), **all_variants(p),
                "svd_error_ratio": svd_row["rel_error"] / best_row["rel_error"], "loss_increase": math.nan,
@@ -81,7 +83,7 @@ def run(args) -> int:
     else:
         problems = build_suite(args.suite)
     table = pd.DataFrame(risk_table(problems, weighted, param_ratio=ratio, lm=lm, eval_batches=eval_batches,
-                                    seed=args.seed))
+                                    seed=args.seed, solve_kw=solve_kwargs(args)))
     print_table(table[["problem", "svd_risk", "svd_risk_element", "svd_error_ratio", "loss_increase",
                        "best_solver"]])
     print("\nSpearman rank correlation of svd_risk with SVD's penalty:")
@@ -104,6 +106,7 @@ def register(sub) -> None:
     p.add_argument("--eval-text", default=None, help="held-out text for loss_increase (default: lee)")
     p.add_argument("--eval-tokens", type=int, default=None, help="held-out tokens (default: all of the text)")
     p.add_argument("--no-loss", action="store_true", help="skip the per-layer held-out loss (fast)")
+    add_solve_options(p)
     add_fisher_options(p)
     p.add_argument("--out", default=None, metavar="CSV", help="write the per-matrix table here")
     p.add_argument("--results-dir", default=None, metavar="DIR",

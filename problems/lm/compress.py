@@ -63,7 +63,8 @@ def n_params(model: torch.nn.Module) -> int:
 
 def factorize(problems, solver, *, param_ratio: float | None = None, seed: int = 0, **solve_kw):
     """Solve every problem (at the rank for ``param_ratio``, or its own rank) with ``solver``; returns
-    ({layer name (meta["name"], else the problem's name): (U, V)}, per-layer rows: layer, module, shape, rank, rel_error, time, stop_reason)."""
+    ({layer name (meta["name"], else the problem's name): (U, V)},
+     per-layer rows: problem, layer, module, m, n, rank, solver, rel_error, time, stop_reason)."""
     factors, rows = {}, []
     for p in problems:
         if param_ratio is not None:
