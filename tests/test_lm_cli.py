@@ -127,3 +127,10 @@ def test_suite_is_cached_sees_a_matching_fisher_file(tmp_path):
     assert not lmpkg.suite_is_cached("smollm2-sample", cache_dir=tmp_path, tokens=128)
     assert not lmpkg.suite_is_cached("smollm2-all", cache_dir=tmp_path, tokens=64)
     assert not lmpkg.suite_is_cached("no-such-suite")
+
+
+
+def test_error_ratio_handles_exact_fits():
+    from bench.commands.svd_risk import _ratio
+
+    assert _ratio(2.0, 0.5) == 4.0 and _ratio(0.0, 0.0) == 1.0 and _ratio(1e-3, 0.0) == math.inf

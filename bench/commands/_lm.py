@@ -32,13 +32,15 @@ def fisher_args(args) -> dict:
 
 
 def add_solve_options(p) -> None:
-    """--max-iter, --time-limit: per-layer limits for iterative solvers (ALS defaults to 1000 sweeps)."""
+    """--max-iter, --time-limit: per-layer limits for iterative solvers (ALS defaults to 1000 sweeps); --device."""
     p.add_argument("--max-iter", type=int, default=None, help="iteration cap per layer (iterative solvers)")
     p.add_argument("--time-limit", type=float, default=None, help="solver seconds per layer")
+    p.add_argument("--device", default=None, help="where the solvers run (cpu, cuda); the model stays on the CPU")
 
 
 def solve_kwargs(args) -> dict:
-    return {k: v for k, v in (("max_iter", args.max_iter), ("time_limit", args.time_limit)) if v is not None}
+    pairs = (("max_iter", args.max_iter), ("time_limit", args.time_limit), ("device", args.device))
+    return {k: v for k, v in pairs if v is not None}
 
 
 @contextmanager

@@ -15,6 +15,13 @@ from bench.commands._lm import (add_fisher_options, add_solve_options, default_w
                                 solve_kwargs, write_csv)
 
 
+def _ratio(svd_error: float, best_error: float) -> float:
+    """f_SVD / f_best, with 0/0 = 1 (both exact) and x/0 = inf."""
+    if best_error > 0:
+        return svd_error / best_error
+    return 1.0 if svd_error == 0 else math.inf
+
+
 def risk_table(problems, weighted, *, param_ratio=None, lm=None, eval_batches=None, seed=0, solve_kw=None,
                log=print):
     """One row per problem (see the module docstring); ``lm`` and ``eval_batches`` enable loss_increase;
@@ -30,7 +37,7 @@ def risk_table(problems, weighted, *, param_ratio=None, lm=None, eval_batches=No
         fits = [factorize([p], s, param_ratio=param_ratio, seed=seed, **(solve_kw or {})) for s in weighted]
         best_f, (best_row,) = min(fits, key=lambda fit: fit[1][0]["rel_error"])
         row = {"problem": p.name, "svd_risk": svd_risk(p), **all_variants(p),
-               "svd_error_ratio": svd_row["rel_error"] / best_row["rel_error"], "loss_increase": math.nan,
+               "svd_error_ratio": _ratio(svd_row["rel_error"], best_row["rel_error"]), "loss_increase": math.nan,
                "svd_rel_error": svd_row["rel_error"], "best_solver": best_row["solver"],
                "best_rel_error": best_row["rel_error"], "rank": svd_row["rank"], "m": p.shape[0], "n": p.shape[1]}
         if lm is not None:
