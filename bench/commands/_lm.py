@@ -1,0 +1,98 @@
+"""Options and helpers shared by the real-LM commands (fisher, compress, svd-risk)."""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+def add_fisher_options(p, *, cache_flags=("--cache",)) -> None:
+    """--cache (Fisher and model cache), --text, --tokens, --seed, --no-progress."""
+    from problems.lm import FISHER_TEXT, default_cache_dir
+
+    p.add_argument(*cache_flags, dest="cache", default=None, metavar="DIR",
+                   help=f"cache folder for the fp32 model and Fisher files (default: $WLRBENCH_CACHE or "
+                        f"{default_cache_dir()})")
+    p.add_argument("--text", default=FISHER_TEXT,
+                   help="importance text: lee_background (gensim), lee, or a UTF-8 file, one document a line")
+    p.add_argument("--tokens", type=int, default=None,
+                   help="tokens of text for the Fisher (default: $WLRBENCH_FISHER_TOKENS or 16000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the text shuffle")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def fisher_args(args) -> dict:
+    from problems.lm import default_cache_dir, fisher_tokens
+
+    if args.tokens is not None and args.tokens <= 0:
+        raise ValueError(f"--tokens must be positive, got {args.tokens}")
+    return {"text": args.text, "tokens": args.tokens or fisher_tokens(), "seed": args.seed,
+            "cache_dir": Path(args.cache) if args.cache else default_cache_dir(), "progress": not args.no_progress}
+
+
+def add_solve_options(p) -> None:
+    """--max-iter, --time-limit: per-layer limits for iterative solvers (ALS defaults to 1000 sweeps); --device."""
+    p.add_argument("--max-iter", type=int, default=None, help="iteration cap per layer (iterative solvers)")
+    p.add_argument("--time-limit", type=float, default=None, help="solver seconds per layer")
+    p.add_argument("--device", default=None, help="where the solvers run (cpu, cuda); the model stays on the CPU")
+
+
+def solve_kwargs(args) -> dict:
+    pairs = (("max_iter", args.max_iter), ("time_limit", args.time_limit), ("device", args.device))
+    return {k: v for k, v in pairs if v is not None}
+
+
+@contextmanager
+def missing_packages_are_usage_errors():
+    """A missing model/text package (ImportError naming the pip command) becomes a one-line CLI error."""
+    try:
+        yield
+    except ImportError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def parse_floats(text: str, what: str) -> list[float]:
+    try:
+        values = [float(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{what} must be a comma list of numbers, got {text!r}") from None
+    if not values or any(not v > 0 for v in values):
+        raise ValueError(f"{what} must be positive numbers, got {text!r}")
+    return values
+
+
+def parse_solvers(text: str) -> list:
+    """Solver instances from a comma list of registered names."""
+    import solvers
+
+    names = [s.strip() for s in str(text).split(",") if s.strip()]
+    if not names:
+        raise ValueError("no solver given")
+    return [solvers.get(n) for n in names]
+
+
+def default_weighted_solvers() -> str:
+    """The weighted solvers compared with SVD by default: ALS when registered, else the closed forms."""
+    import solvers
+
+    preferred = ["fwsvd_row", "separable", "als"]
+    return ",".join(n for n in preferred if n in solvers.available())
+
+
+def stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def write_csv(frame, path) -> Path:
+    """Write a DataFrame as CSV atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def print_table(frame, floatfmt: str = "{:.5g}") -> None:
+    print(frame.to_string(index=False, float_format=lambda v: floatfmt.format(v)))

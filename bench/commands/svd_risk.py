@@ -1,0 +1,121 @@
+"""``wlrbench svd-risk``: does the Fisher-variance statistic predict when plain SVD hurts?
+
+For each matrix of a suite: the statistic (``problems.diagnostics``, every variant), SVD's penalty in weighted
+error (f_SVD / f_best, best over the weighted solvers given) and, for real-LM suites, in held-out loss (eval loss
+with only this layer compressed by SVD minus with it compressed by the best weighted solver). Then the Spearman
+rank correlation of each variant with each penalty across the matrices.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from bench.commands._lm import (add_fisher_options, add_solve_options, default_weighted_solvers, fisher_args,
+                                missing_packages_are_usage_errors, parse_floats, parse_solvers, print_table,
+                                solve_kwargs, write_csv)
+
+
+def _ratio(svd_error: float, best_error: float) -> float:
+    """f_SVD / f_best, with 0/0 = 1 (both exact) and x/0 = inf."""
+    if best_error > 0:
+        return svd_error / best_error
+    return 1.0 if svd_error == 0 else math.inf
+
+
+def risk_table(problems, weighted, *, param_ratio=None, lm=None, eval_batches=None, seed=0, solve_kw=None,
+               log=print):
+    """One row per problem (see the module docstring); ``lm`` and ``eval_batches`` enable loss_increase;
+    ``solve_kw`` (max_iter, time_limit) goes to the weighted solvers."""
+    import solvers
+    from problems.diagnostics import all_variants, svd_risk
+    from problems.lm.compress import compressed_metrics, factorize
+
+    dense = compressed_metrics(lm, {}, eval_batches)["eval_loss"] if lm is not None else math.nan
+    rows = []
+    for p in problems:
+        svd_f, (svd_row,) = factorize([p], solvers.get("svd"), param_ratio=param_ratio, seed=seed)
+        fits = [factorize([p], s, param_ratio=param_ratio, seed=seed, **(solve_kw or {})) for s in weighted]
+        best_f, (best_row,) = min(fits, key=lambda fit: fit[1][0]["rel_error"])
+        row = {"problem": p.name, "svd_risk": svd_risk(p), **all_variants(p),
+               "svd_error_ratio": _ratio(svd_row["rel_error"], best_row["rel_error"]), "loss_increase": math.nan,
+               "svd_rel_error": svd_row["rel_error"], "best_solver": best_row["solver"],
+               "best_rel_error": best_row["rel_error"], "rank": svd_row["rank"], "m": p.shape[0], "n": p.shape[1]}
+        if lm is not None:
+            svd_loss = compressed_metrics(lm, svd_f, eval_batches)["eval_loss"]
+            best_loss = compressed_metrics(lm, best_f, eval_batches)["eval_loss"]
+            row.update(loss_increase=svd_loss - best_loss, svd_eval_loss=svd_loss, best_eval_loss=best_loss,
+                       dense_eval_loss=dense)
+        log(f"{p.name}: svd_risk={row['svd_risk']:.4g} svd_error_ratio={row['svd_error_ratio']:.4f} "
+            f"loss_increase={row['loss_increase']:+.4f}")
+        rows.append(row)
+    return rows
+
+
+def correlations(table) -> "pandas.DataFrame":
+    """Spearman ρ (and p-value) of every svd_risk variant with each measured penalty."""
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    from problems.diagnostics import VARIANTS
+
+    out = []
+    for v in VARIANTS:
+        for target in ("svd_error_ratio", "loss_increase"):
+            sub = table[[f"svd_risk_{v}", target]].dropna()
+            rho, pval = spearmanr(sub.iloc[:, 0], sub.iloc[:, 1]) if len(sub) >= 3 else (math.nan, math.nan)
+            out.append({"variant": v, "penalty": target, "n": len(sub), "spearman_rho": float(rho),
+                        "p_value": float(pval)})
+    return pd.DataFrame(out)
+
+
+def run(args) -> int:
+    import pandas as pd
+
+    from problems import lm as lmpkg
+    from problems.lm.text import batches_for
+    from problems.suites import build_suite
+
+    ratio = parse_floats(args.param_ratio, "--param-ratio")[0] if args.param_ratio else None
+    weighted = parse_solvers(args.solvers or default_weighted_solvers())
+    lm = eval_batches = None
+    if args.suite in lmpkg.SUITES:
+        opts = fisher_args(args)
+        with missing_packages_are_usage_errors():
+            lm, problems = lmpkg.build_suite(args.suite, cache_dir=opts["cache_dir"], tokens=opts["tokens"],
+                                             seed=opts["seed"], progress=opts["progress"])
+        if args.no_loss:
+            lm = None
+        else:
+            eval_batches = batches_for(lm, args.eval_text or lmpkg.EVAL_TEXT, args.eval_tokens, seed=0)
+    else:
+        problems = build_suite(args.suite)
+    table = pd.DataFrame(risk_table(problems, weighted, param_ratio=ratio, lm=lm, eval_batches=eval_batches,
+                                    seed=args.seed, solve_kw=solve_kwargs(args)))
+    print_table(table[["problem", "svd_risk", "svd_risk_element", "svd_error_ratio", "loss_increase",
+                       "best_solver"]])
+    print("\nSpearman rank correlation of svd_risk with SVD's penalty:")
+    print_table(correlations(table), "{:.3f}")
+    if args.out:
+        print(f"table: {write_csv(table, args.out)}")
+    if args.results_dir:
+        print(f"results: {write_csv(table, Path(args.results_dir) / 'svd_risk' / f'{args.suite}.csv')}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("svd-risk", help="validate the Fisher-variance 'will SVD hurt?' statistic on a suite")
+    p.add_argument("--suite", required=True, help="a suite name (smollm2-sample, minilm-all, synthetic-small, ...)")
+    p.add_argument("--solvers", default=None,
+                   help="weighted solvers to compare SVD with (default: fwsvd_row,separable and als when "
+                        "registered); the best per matrix counts")
+    p.add_argument("--param-ratio", default="0.5", help="parameter ratio ρ setting each matrix's rank "
+                                                        "(empty: the suite's own ranks)")
+    p.add_argument("--eval-text", default=None, help="held-out text for loss_increase (default: lee)")
+    p.add_argument("--eval-tokens", type=int, default=None, help="held-out tokens (default: all of the text)")
+    p.add_argument("--no-loss", action="store_true", help="skip the per-layer held-out loss (fast)")
+    add_solve_options(p)
+    add_fisher_options(p)
+    p.add_argument("--out", default=None, metavar="CSV", help="write the per-matrix table here")
+    p.add_argument("--results-dir", default=None, metavar="DIR",
+                   help="also write DIR/svd_risk/<suite>.csv (read by reports)")
+    p.set_defaults(func=run)

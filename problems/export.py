@@ -1,0 +1,45 @@
+"""Write the problems of any suite to files other tools can read (``python -m problems.export SUITE DIR``).
+
+Each problem becomes ``DIR/<problem name>.npz`` (or ``.safetensors``) holding A, W (float arrays, m×n), rank,
+f_star when known, name and meta (JSON): the format ``problems.load`` reads back losslessly, and plain
+``numpy.load(path)["A"]`` / ``["W"]`` elsewhere.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from problems.io import FORMATS, save
+
+
+def export_problems(problems, out_dir, suffix: str = ".npz") -> list[Path]:
+    """Save every problem to ``out_dir/<name><suffix>``; names are made file-safe and must be unique."""
+    if suffix not in FORMATS:
+        raise ValueError(f"unsupported format {suffix!r}; use one of {', '.join(FORMATS)}")
+    stems = [re.sub(r"[^A-Za-z0-9._-]+", "_", p.name) for p in problems]
+    if len(set(stems)) != len(stems):
+        raise ValueError("problem names collide as file names; give the problems distinct names")
+    return [save(p, Path(out_dir) / f"{stem}{suffix}") for p, stem in zip(problems, stems)]
+
+
+def export_suite(name: str, out_dir, suffix: str = ".npz") -> list[Path]:
+    """Build suite ``name`` (computing and caching Fisher for real-LM suites) and export its problems."""
+    from problems.suites import build_suite
+
+    return export_problems(build_suite(name), out_dir, suffix)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m problems.export", description=__doc__.splitlines()[0])
+    parser.add_argument("suite")
+    parser.add_argument("out_dir")
+    parser.add_argument("--format", default=".npz", choices=FORMATS)
+    args = parser.parse_args(argv)
+    paths = export_suite(args.suite, args.out_dir, args.format)
+    print(f"wrote {len(paths)} problems to {args.out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

