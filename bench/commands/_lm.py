@@ -63,13 +63,15 @@ def parse_floats(text: str, what: str) -> list[float]:
 
 
 def parse_solvers(text: str) -> list:
-    """Solver instances from a comma list of registered names."""
+    """Solver instances from solver specs, with the same grid syntax as ``wlrbench run``
+    (``svd,als[reg=[0,1e-4]]``)."""
     import solvers
+    from bench.grid import parse_solver_specs
 
-    names = [s.strip() for s in str(text).split(",") if s.strip()]
-    if not names:
+    specs = parse_solver_specs(str(text))
+    if not specs:
         raise ValueError("no solver given")
-    return [solvers.get(n) for n in names]
+    return [solvers.get(name, **params) for name, params in specs]
 
 
 def default_weighted_solvers() -> str:
