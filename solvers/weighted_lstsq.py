@@ -48,8 +48,10 @@ def flops(m: int, n: int, r: int, centred: bool) -> float:
 def _column_blocks(r: int, max_pairs: int) -> list[tuple[int, int]]:
     """Split the pairs (k, l ≥ k) into blocks k ∈ [k0, k1), l ∈ [k0, r) of height ⌈r/16⌉ (lower when
     (k1 − k0)(r − k0) would pass ``max_pairs``; at least 1). Each block's diagonal square computes its
-    (k1 − k0)²/2 mirrored pairs twice: about 1/32 of r(r+1)/2 in all, for plain strided copies into H."""
-    height = -(-r // 16)
+    (k1 − k0)²/2 mirrored pairs twice: about 1/32 of r(r+1)/2 in all, for plain strided copies into H.
+    For r ≤ 16 one block (all r² products): there the per-call overhead of more GEMMs costs more than the
+    duplicated products."""
+    height = r if r <= 16 else -(-r // 16)
     blocks, k0 = [], 0
     while k0 < r:
         k1 = k0 + max(1, min(r - k0, height, max_pairs // (r - k0)))
