@@ -32,6 +32,7 @@ Cost of one call on B problems of m rows (FLOPs, as counted by ``bench/als_perf.
 """
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 
 import torch
@@ -90,20 +91,31 @@ def _normal_matrices(Wc: torch.Tensor, V: torch.Tensor, blocks) -> torch.Tensor:
     return H
 
 
+_threads_lock = threading.Lock()
+_threads_users = [0, 1]  # [solves inside the context now, thread count to restore]
+
+
 @contextmanager
 def _one_thread_per_matrix(device: torch.device):
     """On the CPU, torch's batched Cholesky/eigh call LAPACK once per small matrix, where intra-call threads
     only add synchronisation: at r = 209 on a shared 2-core machine one thread was 25× faster than two.
-    Set one thread for the duration (restored after; CUDA is untouched)."""
+    Set one thread for the duration (CUDA untouched). torch's thread count is process-wide, so concurrent
+    solves share one save/restore (counted under a lock) and the count is restored when the last one leaves."""
     if device.type != "cpu":
         yield
         return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    with _threads_lock:
+        if _threads_users[0] == 0:
+            _threads_users[1] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _threads_users[0] += 1
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        with _threads_lock:
+            _threads_users[0] -= 1
+            if _threads_users[0] == 0:
+                torch.set_num_threads(_threads_users[1])
 
 
 def _pinv_solve(H: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

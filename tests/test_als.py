@@ -146,3 +146,16 @@ def test_bad_parameters_are_rejected():
         solvers.get("als", reg=-1.0)
     with pytest.raises(ValueError):
         solvers.get("als", memory_budget=0)
+
+
+def test_thread_count_is_restored_after_concurrent_solves():
+    import threading
+
+    before = torch.get_num_threads()
+    p = synthetic.heavy_tailed(m=30, n=20, rank=3)
+    workers = [threading.Thread(target=lambda: solvers.get("als").solve(p, max_iter=5)) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert torch.get_num_threads() == before
