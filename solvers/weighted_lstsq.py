@@ -7,6 +7,8 @@ For fixed V (n×r), each row i of U solves its own r×r normal equations
 All m normal matrices come out of ONE matrix product G = W · K, where K ∈ R^{n×P}, P = r(r+1)/2, holds the
 products K_{j,(k,l)} = V_jk V_jl of every pair k ≤ l of V's columns (a Khatri–Rao-style trick): G_{i,(k,l)} =
 (H_i)_kl. The sweep therefore runs at GEMM speed; the r×r systems are then solved by one batched Cholesky.
+(K is built in column blocks k ∈ [k0, k1), l ≥ k0, which recomputes the few mirrored pairs inside each block's
+diagonal square — a few per cent — in exchange for plain strided copies instead of gathers and scatters.)
 
 Regularisation is a *proximal* ridge: given a centre c_i (the current row, or 0), the row minimises
 
@@ -30,7 +32,8 @@ Cost of one call on B problems of m rows (FLOPs, as counted by ``bench/als_perf.
 """
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
+from contextlib import contextmanager
 
 import torch
 
@@ -43,23 +46,19 @@ def flops(m: int, n: int, r: int, centred: bool) -> float:
     return 2.0 * m * n * pairs + (4.0 if centred else 2.0) * m * n * r + m * r ** 3 / 3 + 2.0 * m * r * r
 
 
-@lru_cache(maxsize=64)
-def _pair_blocks(r: int, max_pairs: int, device: torch.device) -> tuple:
-    """Pairs (k, l), k ≤ l, row-major, split at k boundaries into blocks of ≤ max_pairs (≥ one k-row).
-
-    Each block: (k indices, l indices, flat positions of (k, l) and (l, k) in an r×r matrix) on ``device``."""
+def _column_blocks(r: int, max_pairs: int) -> list[tuple[int, int]]:
+    """Split the pairs (k, l ≥ k) into blocks k ∈ [k0, k1), l ∈ [k0, r) of height ⌈r/16⌉ (lower when
+    (k1 − k0)(r − k0) would pass ``max_pairs``; at least 1). Each block's diagonal square computes its
+    (k1 − k0)²/2 mirrored pairs twice: about 1/32 of r(r+1)/2 in all, for plain strided copies into H.
+    For r ≤ 16 one block (all r² products): there the per-call overhead of more GEMMs costs more than the
+    duplicated products."""
+    height = r if r <= 16 else -(-r // 16)
     blocks, k0 = [], 0
     while k0 < r:
-        k1, count = k0 + 1, r - k0
-        while k1 < r and count + (r - k1) <= max_pairs:
-            count += r - k1
-            k1 += 1
-        kk, ll = torch.triu_indices(r, r)
-        keep = (kk >= k0) & (kk < k1)
-        kk, ll = kk[keep], ll[keep]
-        blocks.append(tuple(t.to(device) for t in (kk, ll, kk * r + ll, ll * r + kk)))
+        k1 = k0 + max(1, min(r - k0, height, max_pairs // (r - k0)))
+        blocks.append((k0, k1))
         k0 = k1
-    return tuple(blocks)
+    return blocks
 
 
 def plan(batch: int, m: int, n: int, r: int, element_size: int, memory_budget: int) -> tuple[int, int]:
@@ -76,16 +75,47 @@ def plan(batch: int, m: int, n: int, r: int, element_size: int, memory_budget: i
 
 
 def _normal_matrices(Wc: torch.Tensor, V: torch.Tensor, blocks) -> torch.Tensor:
-    """H (B, rows, r, r) with H_i = Vᵀ diag(W_i) V, one GEMM G = W·K per pair block."""
+    """H (B, rows, r, r) with H_i = Vᵀ diag(W_i) V, one GEMM G = W·K per column block.
+
+    For the block k ∈ [k0, k1): K_{j,(k,l)} = V_jk V_jl for l ∈ [k0, r), so G fills rows k0:k1 of every H_i
+    from the diagonal rightwards, and its transpose the mirrored columns (plain strided copies)."""
     B, rows, _ = Wc.shape
     r = V.shape[-1]
-    H = Wc.new_empty(B, rows, r * r)
-    for kk, ll, upper, lower in blocks:
-        K = V[..., kk] * V[..., ll]                          # (B, n, p): products of column pairs
-        G = torch.matmul(Wc, K)                              # (B, rows, p): entries (k, l) of every H_i
-        H.index_copy_(2, upper, G)
-        H.index_copy_(2, lower, G)
-    return H.view(B, rows, r, r)
+    H = Wc.new_empty(B, rows, r, r)
+    for k0, k1 in blocks:
+        K = (V[:, :, k0:k1, None] * V[:, :, None, k0:]).flatten(2)     # (B, n, (k1−k0)(r−k0))
+        G = torch.matmul(Wc, K).view(B, rows, k1 - k0, r - k0)
+        H[:, :, k0:k1, k0:] = G
+        H[:, :, k0:, k0:k1] = G.transpose(-1, -2)
+        del K, G  # free this block before the next is built: peak = H + one block, as ``plan`` assumes
+    return H
+
+
+_threads_lock = threading.Lock()
+_threads_users = [0, 1]  # [solves inside the context now, thread count to restore]
+
+
+@contextmanager
+def _one_thread_per_matrix(device: torch.device):
+    """On the CPU, torch's batched Cholesky/eigh call LAPACK once per small matrix, where intra-call threads
+    only add synchronisation: at r = 209 on a shared 2-core machine one thread was 25× faster than two.
+    Set one thread for the duration (CUDA untouched). torch's thread count is process-wide, so concurrent
+    solves share one save/restore (counted under a lock) and the count is restored when the last one leaves."""
+    if device.type != "cpu":
+        yield
+        return
+    with _threads_lock:
+        if _threads_users[0] == 0:
+            _threads_users[1] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _threads_users[0] += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads_users[0] -= 1
+            if _threads_users[0] == 0:
+                torch.set_num_threads(_threads_users[1])
 
 
 def _pinv_solve(H: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -104,11 +134,14 @@ def _solve_rows(H: torch.Tensor, g: torch.Tensor, reg: float) -> torch.Tensor:
     r = H.shape[-1]
     diag = H.diagonal(dim1=-2, dim2=-1)
     diag.add_(max(reg / r, torch.finfo(H.dtype).eps) * diag.sum(-1, keepdim=True))
-    L, info = torch.linalg.cholesky_ex(H)
-    d = torch.cholesky_solve(g[..., None], L)[..., 0]
-    failed = info != 0
-    if bool(failed.any()):
-        d[failed] = _pinv_solve(H[failed], g[failed])
+    with _one_thread_per_matrix(H.device):
+        L, info = torch.linalg.cholesky_ex(H)
+        # two triangular solves: torch's CPU cholesky_solve was 4× slower than these at r = 209
+        y = torch.linalg.solve_triangular(L, g[..., None], upper=False)
+        d = torch.linalg.solve_triangular(L.mT, y, upper=True)[..., 0]
+        failed = info != 0
+        if bool(failed.any()):
+            d[failed] = _pinv_solve(H[failed], g[failed])
     return d
 
 
@@ -124,7 +157,7 @@ def row_solve(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, centre: torch.T
     if reg < 0:
         raise ValueError(f"reg must be non-negative, got {reg}")
     rows, pairs = plan(B, m, n, r, A.element_size(), memory_budget)
-    blocks = _pair_blocks(r, pairs, A.device)
+    blocks = _column_blocks(r, pairs)
     out = A.new_empty(B, m, r)
     for i in range(0, m, rows):
         Ac, Wc = A[:, i:i + rows], W[:, i:i + rows]
