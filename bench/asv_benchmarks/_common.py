@@ -5,6 +5,8 @@ mistake them for benchmarks.
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
 from problems import synthetic
@@ -14,6 +16,14 @@ from problems import synthetic
 DEVICES = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 SEED = 0
+# WLRBENCH_ASV_TINY=1 swaps every problem for a tiny one of the same kind: the test suite runs the whole
+# asv suite that way in seconds to prove it works (``tests/test_asv_suite.py``); never for measurements.
+TINY = os.environ.get("WLRBENCH_ASV_TINY") == "1"
+
+
+def sizes(full: list, tiny: list) -> list:
+    """The problem shapes of a suite: ``full`` normally, ``tiny`` under WLRBENCH_ASV_TINY=1."""
+    return tiny if TINY else full
 
 
 def size_label(m: int, n: int, rank: int, batch: int | None = None) -> str:

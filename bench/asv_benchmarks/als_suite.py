@@ -14,9 +14,9 @@ from bench.throughput import als_gemm_shape, als_sweep_flops, as_device, best_ti
 from solvers import DeviceProblem
 from solvers.initial import initial_factors
 
-from ._common import DEVICES, DTYPES, SEED, als_or_skip, build, size_label
+from ._common import DEVICES, DTYPES, SEED, als_or_skip, build, size_label, sizes
 
-SIZES = [(768, 768, 64), (3072, 768, 96), (1536, 576, 209)]
+SIZES = sizes([(768, 768, 64), (3072, 768, 96), (1536, 576, 209)], [(48, 32, 5)])
 REPEAT = 3
 
 

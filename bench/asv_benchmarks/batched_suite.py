@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from bench.throughput import als_sweep_flops, as_device, best_time, stacked_problems, synchronize
 
-from ._common import DEVICES, SEED, als_or_skip, size_label
+from ._common import DEVICES, SEED, als_or_skip, size_label, sizes
 
-SHAPES = {size_label(m, n, r, b): (b, m, n, r) for b, m, n, r in [(8, 192, 576, 48), (30, 576, 576, 144)]}
+SHAPES = {size_label(m, n, r, b): (b, m, n, r)
+          for b, m, n, r in sizes([(8, 192, 576, 48), (30, 576, 576, 144)], [(3, 24, 16, 4)])}
 SWEEPS = 3
 REPEAT = 2
 

@@ -15,9 +15,9 @@ import torch
 import solvers
 from bench.throughput import PeakMemory, as_device, synchronize
 
-from ._common import DEVICES, SEED, als_or_skip, build
+from ._common import DEVICES, SEED, als_or_skip, build, sizes
 
-SHAPE = (11008, 4096, 1024)
+(SHAPE,) = sizes([(11008, 4096, 1024)], [(64, 48, 8)])
 
 
 class ALSHalfSweepMemory:

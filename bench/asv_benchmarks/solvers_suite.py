@@ -15,9 +15,9 @@ from bench.throughput import as_device, synchronize
 from solvers import DeviceProblem, SolverStop
 from solvers.initial import initial_factors
 
-from ._common import DEVICES, SEED, build, refuse_or_skip, size_label
+from ._common import DEVICES, SEED, build, refuse_or_skip, size_label, sizes
 
-SIZES = [(256, 192, 16), (1024, 768, 64)]
+SIZES = sizes([(256, 192, 16), (1024, 768, 64)], [(40, 30, 4)])
 BUDGET = 50
 SOLVERS = solvers.available()
 
