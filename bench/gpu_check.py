@@ -1,7 +1,7 @@
 """GPU check: correctness against a float64 CPU reference, then throughput, for ALS / Adam / SVP and batched ALS.
 
-    python bench/gpu_check.py                      # on a CUDA machine: the full check (< 5 minutes)
-    python bench/gpu_check.py --device cpu --small # the same code paths on tiny problems (CI, no GPU)
+    python -m bench.gpu_check                      # on a CUDA machine: the full check (< 5 minutes)
+    python -m bench.gpu_check --device cpu --small # the same code paths on tiny problems (CI, no GPU)
 
 1. Correctness. Each solver runs ``--check-iters`` iterations from the truncated-SVD start on a seeded
    Fisher-like problem (``problems.synthetic.heavy_tailed``), once in float64 on the CPU (the reference) and
