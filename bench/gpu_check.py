@@ -121,8 +121,9 @@ def speed_batched(als, A, W, rank: int, device, sweeps: int) -> dict:
     B, m, n = A.shape
     start = als.solve_batched(A, W, rank, max_iter=0, seed=SEED)[:2]
     whole = best_time(lambda: als.solve_batched(A, W, rank, max_iter=sweeps, tol=0.0, seed=SEED), device, 1)
-    U, V, f, done = als.solve_batched(A, W, rank, max_iter=sweeps, tol=0.0, init=start)
-    loop = best_time(lambda: als.solve_batched(A, W, rank, max_iter=sweeps, tol=0.0, init=start), device, 1)
+    *_, f, done = als.solve_batched(A, W, rank, max_iter=sweeps, tol=0.0, init=start)  # also the warm-up
+    loop = best_time(lambda: als.solve_batched(A, W, rank, max_iter=sweeps, tol=0.0, init=start), device, 1,
+                     warmup=0)
     gflops = B * done * als_sweep_flops(m, n, rank) / loop / 1e9
     gemm = gemm_gflops(*als_gemm_shape(m, n, rank), dtype=torch.float32, device=device)
     norm = (W.double() * A.double() ** 2).sum(dim=(1, 2))

@@ -39,6 +39,7 @@ class ALSThroughput:
         self.flops = als_sweep_flops(m, n, problem.rank)
         self.gemm_shape = als_gemm_shape(m, n, problem.rank)
         self.sweep()  # warm-up: the first BLAS/LAPACK calls pay one-off initialisation
+        synchronize(self.device)
 
     def sweep(self):
         self.state = self.solver.step(self.dp, self.state)

@@ -33,6 +33,7 @@ class BatchedALS:
         self.start = self.als.solve_batched(self.A, self.W, self.rank, max_iter=0, seed=SEED)[:2]
         self.sweep_flops = batch * als_sweep_flops(m, n, self.rank)
         self.als.solve_batched(self.A, self.W, self.rank, max_iter=1, init=self.start)  # warm-up
+        synchronize(self.device)
 
     def solve(self, init=None):
         """SWEEPS batched sweeps (fewer if every problem stops changing); records how many ran."""

@@ -54,6 +54,7 @@ class Iteration(_Problems):
             self.start = initial_factors(self.solver.default_init, self.dp, seed=SEED)
             self.state = self.solver.start(self.dp, *(t.clone() for t in self.start))
         self.iterate()  # warm-up: first LAPACK/BLAS calls pay one-off initialisation (seconds for an SVD)
+        synchronize(self.device)  # nothing queued on the GPU may leak into the first timed call
 
     def iterate(self):
         if self.solver.closed_form:
