@@ -84,6 +84,7 @@ def _normal_matrices(Wc: torch.Tensor, V: torch.Tensor, blocks) -> torch.Tensor:
         G = torch.matmul(Wc, K).view(B, rows, k1 - k0, r - k0)
         H[:, :, k0:k1, k0:] = G
         H[:, :, k0:, k0:k1] = G.transpose(-1, -2)
+        del K, G  # free this block before the next is built: peak = H + one block, as ``plan`` assumes
     return H
 
 
