@@ -50,3 +50,16 @@ def scaled_svd(A: torch.Tensor, row_weight: torch.Tensor, col_weight: torch.Tens
     inv_a = torch.where(ra > 0, 1 / ra.clamp_min(torch.finfo(A.dtype).tiny), torch.zeros_like(ra))
     inv_b = torch.where(rb > 0, 1 / rb.clamp_min(torch.finfo(A.dtype).tiny), torch.zeros_like(rb))
     return inv_a[:, None] * U, inv_b[:, None] * V
+
+
+def rebalance(U: torch.Tensor, V: torch.Tensor):
+    """The same product U Vᵀ in balanced form U' = P √s, V' = Q √s (P, Q orthonormal, s its singular values).
+
+    The factorisation is invariant under U G, V G⁻ᵀ for invertible G; balancing picks the representative with
+    U'ᵀU' = V'ᵀV' = diag(s), which keeps damped and gradient steps on (U, V) well scaled. Cost: two thin QRs
+    and an r×r SVD, O((m + n) r²).
+    """
+    Qu, Ru = torch.linalg.qr(U)
+    Qv, Rv = torch.linalg.qr(V)
+    P, s, Qh = torch.linalg.svd(Ru @ Rv.T)
+    return balanced_factors(Qu @ P, s, Qv @ Qh.T)

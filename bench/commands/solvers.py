@@ -1,27 +1,26 @@
-"""``wlrbench solvers``: the registered solvers and their parameters."""
+"""``wlrbench solvers``: the registered solvers, their parameters and properties."""
 from __future__ import annotations
 
 import solvers
+from bench.commands._table import print_table
 
 
 def solver_table() -> list[dict]:
     rows = []
     for name in solvers.available():
         cls = solvers.solver_class(name)
-        rows.append({"name": name, "family": cls.family,
+        rows.append({"name": name, "family": cls.family or "-",
                      "parameters": ", ".join(f"{k}={v!r}" for k, v in cls.parameters.items()) or "-",
                      "monotone": "yes" if cls.monotone else "no",
-                     "closed form": "yes" if cls.closed_form else "no"})
+                     "closed form": "yes" if cls.closed_form else "no",
+                     "exact on": ", ".join(sorted(cls.exact_on)) or "-"})
     return rows
 
 
 def run(args) -> int:
-    rows = solver_table()
-    cols = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    print("  ".join(c.ljust(widths[c]) for c in cols))
-    for r in rows:
-        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+    print_table(solver_table())
+    print('\nGrid syntax for wlrbench run --solvers: name[param=value] or name[param=[v1,v2]], e.g. '
+          '"svd,fwsvd_row"; "all" = every solver.')
     return 0
 
 

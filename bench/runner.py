@@ -1,0 +1,174 @@
+"""``run_grid``: every (problem, solver + parameters, rank, seed) of a grid, each run isolated, resumable.
+
+A run's id is a hash of what determines its result (the problem's content, the solver label, rank,
+requested parameter ratio, seed, device, dtype, iteration cap and time limit), so re-running a grid finds
+the runs already in the store and skips them (``force=True`` redoes them). Each run is written to the
+store (``bench.results``) the moment it finishes, so a sweep killed at any point loses no finished run.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import sys
+from contextlib import closing
+
+import torch
+from tqdm import tqdm
+
+import solvers
+from bench import results
+from bench.executors import make_executor
+from bench.grid import parse_solver_specs, split_top_level
+from bench.task import Task
+from problems.problem import Problem, rank_for_param_ratio
+from solvers.base import resolve_device, resolve_dtype
+
+PLUGINS_ENV = "WLRBENCH_PLUGINS"
+UNLIMITED_WALL = 3600.0  # the default wall-clock limit of a run without a time limit
+
+
+def problem_digest(problem) -> str:
+    """sha256 of the problem's name, dtype, shape and the bytes of A and W (rank excluded)."""
+    h = hashlib.sha256(f"{problem.name}|{problem.dtype}|{problem.shape}".encode())
+    for t in (problem.A, problem.W):
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def run_id(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def default_wall_limit(time_limit: float | None) -> float:
+    """Wall seconds before a run's worker is killed: twice the solver budget plus 30 s for the start-up,
+    the objective measurements and the last iteration to finish; an hour without a time limit, so that one
+    hung run cannot stall a sweep forever (pass ``wall_limit`` for longer runs)."""
+    return UNLIMITED_WALL if time_limit is None else 2 * time_limit + 30
+
+
+def load_plugins(plugins) -> tuple[str, ...]:
+    """Import the plugin modules (from ``plugins`` and ``$WLRBENCH_PLUGINS``, comma-separated) that register
+    extra solvers; the same modules are imported in every worker."""
+    names = [p for p in os.environ.get(PLUGINS_ENV, "").split(",") if p.strip()] + list(plugins or ())
+    names = tuple(dict.fromkeys(n.strip() for n in names))
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ValueError(f"cannot import plugin module {name!r}: {exc}") from None
+    return names
+
+
+def _settings(problem, ranks, param_ratios):
+    """(rank, requested param ratio or None) pairs for one problem."""
+    m, n = problem.shape
+    out = [(int(r), None) for r in ranks or ()]
+    out += [(rank_for_param_ratio(m, n, float(rho)), float(rho)) for rho in param_ratios or ()]
+    return out or [(problem.rank, None)]
+
+
+def plan(problems, solver_specs, *, ranks=None, param_ratios=None, seeds=(0,), device=None, dtype=None,
+         max_iter=None, time_limit=None, wall_limit=None, plugins=(), threads=None, check_device=True):
+    """The tasks of a grid, in problem-major order, without duplicates, and the skipped (solver label,
+    problem name, reason) triples of solvers that refuse a problem. ``check_device``: the device must exist
+    here (False when the runs go to a cluster whose workers have their own devices)."""
+    specs = parse_solver_specs(solver_specs)
+    if not specs:
+        raise ValueError("no solvers given")
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("no seeds given")
+    if max_iter is not None and (int(max_iter) != max_iter or max_iter < 0):
+        raise ValueError(f"max_iter must be a non-negative integer, got {max_iter}")
+    for what, value in (("time_limit", time_limit), ("wall_limit", wall_limit)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{what} must be positive seconds, got {value}")
+    device = str(resolve_device(device) if check_device else torch.device(device or "cpu"))
+    wall_limit = wall_limit if wall_limit is not None else default_wall_limit(time_limit)
+    tasks, skipped, seen = [], [], set()
+    for problem in problems:
+        digest = problem_digest(problem)
+        for rank, rho in _settings(problem, ranks, param_ratios):
+            try:
+                p = problem if rank == problem.rank else problem.with_rank(rank)
+            except ValueError as exc:
+                raise ValueError(f"problem {problem.name!r}: {exc}") from None
+            dt = str(resolve_dtype(dtype, p.dtype)).removeprefix("torch.")
+            for name, params in specs:
+                solver = solvers.get(name, **params)
+                reason = solver.refuse(p)
+                if reason:
+                    skipped.append((solver.label, p.name, reason))
+                    continue
+                for seed in seeds:
+                    key = {"problem": digest, "solver": solver.label, "rank": rank, "param_ratio": rho,
+                           "seed": seed, "device": device, "dtype": dt, "max_iter": max_iter,
+                           "time_limit": time_limit}
+                    rid = run_id(key)
+                    if rid in seen:
+                        continue
+                    seen.add(rid)
+                    tasks.append(Task(run_id=rid, problem=p, problem_key=f"{digest}-r{rank}", solver_name=name,
+                                      params=dict(params), label=solver.label, full_params=dict(solver.params),
+                                      param_ratio=p.param_ratio if rho is None else rho, seed=seed,
+                                      device=device, dtype=dt, max_iter=max_iter, time_limit=time_limit,
+                                      wall_limit=wall_limit, plugins=tuple(plugins), threads=threads))
+    return tasks, skipped
+
+
+def _threads_per_job(jobs: int) -> int | None:
+    """Split the machine's cores between local workers so that ``jobs`` workers do not oversubscribe."""
+    return None if jobs <= 1 else max(1, torch.get_num_threads() // jobs)
+
+
+def run_grid(problems, solver_specs, *, ranks=None, param_ratios=None, seeds=(0,), out, time_limit=None,
+             max_iter=None, device=None, dtype=None, jobs=1, scheduler=None, force=False, progress=True,
+             executor=None, wall_limit=None, plugins=()):
+    """Run every (problem, solver spec, rank, seed) and return their rows from the store (a DataFrame).
+
+    problems: list of ``problems.Problem``; solver_specs: spec strings (``bench.grid``), e.g. ["svd",
+    "als[reg=[0,1e-4]]"] or ["all"] (every solver that accepts the problem). ranks / param_ratios: lists
+    (None: each problem's own rank). out: the results directory. time_limit / max_iter: per-run solver budget
+    (None: the solver's default). wall_limit: wall seconds after which a run's worker is killed (default:
+    ``default_wall_limit``). jobs: local worker processes (or LocalCluster workers for the dask executor).
+    scheduler: a Dask scheduler address (implies executor "dask"). force: redo runs already stored.
+    progress: a tqdm bar on stderr. plugins: modules registering extra solvers, imported here and in workers.
+    """
+    problems = [problems] if isinstance(problems, Problem) else list(problems)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out}: exists and is not a directory")
+    if not problems:
+        raise ValueError("no problems given")
+    if isinstance(solver_specs, str):
+        solver_specs = [solver_specs]
+    plugins = load_plugins(plugins)
+    local = (executor or ("dask" if scheduler else "local")) == "local"
+    tasks, skipped = plan(problems, solver_specs, ranks=ranks, param_ratios=param_ratios, seeds=seeds,
+                          device=device, dtype=dtype, max_iter=max_iter, time_limit=time_limit,
+                          wall_limit=wall_limit, plugins=plugins, threads=_threads_per_job(jobs) if local else None,
+                          check_device=local)
+    explicit = not any(s.strip() == "all" for spec in solver_specs for s in split_top_level(spec))
+    if explicit:  # solvers asked for by name: say where they do not apply
+        for label, name, reason in skipped:
+            print(f"wlrbench: skipping {label} on {name}: {reason}", file=sys.stderr)
+    if not tasks:
+        raise ValueError("no runs: every solver refuses every problem" if skipped else "no runs in this grid")
+    done = set() if force else results.finished_ids(out)
+    todo = [t for t in tasks if t.run_id not in done]
+    if todo:
+        with make_executor(executor, jobs, scheduler) as ex, \
+                tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="run", disable=not progress,
+                     file=sys.stderr, dynamic_ncols=True) as bar, \
+                closing(ex.map(todo, on_start=lambda t: bar.set_postfix_str(_describe(t)))) as finished:
+            for rows in finished:
+                results.write_run(out, rows)
+                bar.set_postfix_str(f"done {rows['solver'][0]} on {rows['problem'][0]}", refresh=False)
+                bar.update(1)
+    return results.load(out, run_ids=[t.run_id for t in tasks])
+
+
+def _describe(task: Task) -> str:
+    return f"{task.label} on {task.problem.name} r={task.problem.rank} seed={task.seed}"
+

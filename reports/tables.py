@@ -1,0 +1,96 @@
+"""Tables of the report (pandas): the per-problem summary, the problem list and the recorded environment,
+plus a dependency-free Markdown renderer for summary.md."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+
+def _stop_counts(reasons: pd.Series) -> str:
+    counts = reasons.value_counts()
+    return ", ".join(f"{r}×{c}" if len(reasons) > 1 else str(r) for r, c in counts.items())
+
+
+MESSAGE_CHARS = 160  # the store keeps the whole message; a table cell shows its start
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MESSAGE_CHARS else text[:MESSAGE_CHARS - 1] + "…"
+
+
+def final_table(run_rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration of one instance (``run_rows`` from ``reports.data.runs``): medians over its
+    runs of the best objective, relative error and gap to f_ref, final solver time and iterations; stop
+    reasons with counts; the first non-empty message. Sorted by gap, then time."""
+    rows = []
+    for config, g in run_rows.groupby("config"):
+        wn = g["weighted_norm"].to_numpy(float)
+        messages = [m for m in g["message"].astype(str) if m]
+        rows.append({"solver": config, "runs": len(g),
+                     "best objective": g["best_objective"].median(),
+                     "rel. error": float(np.nanmedian(g["best_objective"] / wn)) if np.isfinite(
+                         g["best_objective"]).any() else np.nan,
+                     "gap to f_ref": g["best_subopt"].median(),
+                     "time [s]": g["time"].median(), "iterations": g["n_iter"].median(),
+                     "stop reason": _stop_counts(g["stop_reason"]),
+                     "message": _shorten(messages[0]) if messages else ""})
+    table = pd.DataFrame(rows)
+    return table.sort_values(["gap to f_ref", "time [s]"], na_position="last", kind="stable").reset_index(
+        drop=True)
+
+
+def problems_table(refs: pd.DataFrame, run_rows: pd.DataFrame) -> pd.DataFrame:
+    """The instances: shape, rank, param ratio, Σ W A², f_ref and where it comes from, runs."""
+    counts = run_rows.groupby("instance").size()
+    t = refs.reset_index()[["instance", "family", "m", "n", "rank", "weighted_norm", "f_ref", "f_ref_kind"]]
+    t["param ratio"] = t["rank"] * (t["m"] + t["n"]) / (t["m"] * t["n"])
+    t["runs"] = t["instance"].map(counts).fillna(0).astype(int)
+    return t.rename(columns={"weighted_norm": "ΣWA²", "f_ref_kind": "f_ref is"})
+
+
+ENV_COLUMNS = ("env_wlrbench", "env_git", "env_python", "env_torch", "env_numpy", "env_platform", "env_hostname",
+               "env_threads", "device", "dtype")
+
+
+def environment_table(run_rows: pd.DataFrame) -> pd.DataFrame:
+    """Each recorded environment field with its distinct values (and how many runs had each), and the span
+    of start times."""
+    rows = []
+    for col in ENV_COLUMNS:
+        if col in run_rows:
+            counts = run_rows[col].astype(str).value_counts()
+            value = ", ".join(f"{v} ({c} runs)" if len(counts) > 1 else v for v, c in counts.items())
+            rows.append({"field": col.removeprefix("env_"), "value": value})
+    if "started_at" in run_rows and len(run_rows):
+        started = run_rows["started_at"].astype(str)
+        rows.append({"field": "runs started", "value": f"{started.min()} … {started.max()}"})
+    return pd.DataFrame(rows, columns=["field", "value"])
+
+
+def fmt(value) -> str:
+    """Numbers to short text: 4 significant digits, integers as such, inf as 'not reached', NaN as '—'."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return "—"
+        if math.isinf(value):
+            return "not reached" if value > 0 else "-inf"
+        return str(int(value)) if value.is_integer() and abs(value) < 1e6 else f"{value:.4g}"
+    return str(value)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (values through ``fmt``; '|' escaped)."""
+    def cell(v):
+        return fmt(v).replace("|", "\\|").replace("\n", " ")
+
+    header = "| " + " | ".join(cell(c) for c in table.columns) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body])

@@ -1,0 +1,54 @@
+"""A hand-made results store (interfaces §1 columns) whose profile values are known by construction."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+ENV = {"env_python": "3.11.2", "env_torch": "2.13.0", "env_numpy": "2.0", "env_wlrbench": "0.1.0",
+       "env_git": "abc1234", "env_hostname": "testhost", "env_platform": "Linux", "env_threads": 1,
+       "started_at": "2026-01-01T00:00:00Z"}
+
+
+def run_frame(problem, solver, trace, *, seed=0, wn, f_star=math.nan, stop="converged", m=20, n=10, rank=2,
+              family="", message="", device="cpu", dtype="float64"):
+    """The rows of one run: ``trace`` is a list of (iteration, time, objective)."""
+    run_id = f"{problem}-{solver}-{seed}-{device}-{dtype}"
+    rows = []
+    for k, (it, t, f) in enumerate(trace):
+        rows.append({"run_id": run_id, "problem": problem, "family": family, "m": m, "n": n, "rank": rank,
+                     "param_ratio": rank * (m + n) / (m * n), "solver": solver, "solver_name": solver.split("[")[0],
+                     "params": "{}", "seed": seed, "device": device, "dtype": dtype, "max_iter": -1,
+                     "time_limit": math.nan, "iteration": it, "time": t, "objective": f, "rel_error": f / wn,
+                     "f_star": f_star, "rel_f_star": f_star / wn, "weighted_norm": wn,
+                     "final": k == len(trace) - 1, "n_iter": trace[-1][0], "stop_reason": stop,
+                     "message": message, "wall_time": trace[-1][1] + 0.1, "info": json.dumps({}), **ENV})
+    return pd.DataFrame(rows)
+
+
+# P1: f* = 1, ΣWA² = 101, so s = (f − 1)/100.   P2: f* unknown, best found 2, ΣWA² = 10, so s = (f − 2)/8.
+KNOWN_RUNS = [
+    ("P1", "a", 0, [(0, 0.5, 51.0), (1, 1.0, 6.0), (2, 2.0, 1.01), (3, 4.0, 1 + 1e-5)], dict(wn=101.0, f_star=1.0)),
+    ("P1", "b", 0, [(0, 0.25, 6.0), (1, 8.0, 1.01)], dict(wn=101.0, f_star=1.0, stop="max_iter")),
+    ("P1", "c", 0, [(0, 1.0, 6.0), (1, 2.0, 1.01)], dict(wn=101.0, f_star=1.0)),
+    ("P1", "c", 1, [(0, 3.0, 6.0)], dict(wn=101.0, f_star=1.0, stop="time_limit")),
+    ("P2", "a", 0, [(0, 1.0, 6.0), (1, 3.0, 2.0)], dict(wn=10.0)),
+    ("P2", "b", 0, [(0, 0.5, 2.4), (1, 1.0, 2.08)], dict(wn=10.0, stop="max_iter")),
+]
+# Times to s ≤ τ (median over seeds; inf = not reached); c did not run on P2.
+KNOWN_TIMES = {
+    0.1: {"P1": {"a": 1.0, "b": 0.25, "c": 2.0}, "P2": {"a": 3.0, "b": 0.5}},
+    1e-3: {"P1": {"a": 2.0, "b": 8.0, "c": math.inf}, "P2": {"a": 3.0, "b": math.inf}},
+    1e-6: {"P1": {"a": 4.0, "b": math.inf, "c": math.inf}, "P2": {"a": 3.0, "b": math.inf}},
+}
+
+
+def write_store(root: Path, runs=KNOWN_RUNS) -> Path:
+    """Write one parquet file per run under ``root/runs`` (the §1 layout); return ``root``."""
+    (root / "runs").mkdir(parents=True, exist_ok=True)
+    for problem, solver, seed, trace, kw in runs:
+        frame = run_frame(problem, solver, trace, seed=seed, **kw)
+        frame.to_parquet(root / "runs" / f"{frame['run_id'].iat[0]}.parquet", index=False)
+    return root

@@ -1,0 +1,143 @@
+"""The factored first-order solvers gd, adam, sgd, adam_sgd and their shared machinery (solvers.first_order)."""
+import pytest
+import torch
+
+import solvers
+from problems import Problem, synthetic
+from solvers.base import DeviceProblem
+from solvers.first_order import Curvature, RowBatches, balance, batch_value_and_grad
+from solvers.objective import value_and_grad
+
+FIRST_ORDER = ["gd", "adam", "sgd", "adam_sgd"]
+PLANTED = synthetic.planted(m=60, n=48, rank=4)  # heavy-tailed positive W (log-normal, σ = 1.5), f* = 0
+
+
+def _random_init(problem, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    (m, n), r = problem.shape, problem.rank
+    return torch.randn(m, r, generator=g, dtype=torch.float64), torch.randn(n, r, generator=g, dtype=torch.float64)
+
+
+def _dp(problem, seed=0):
+    return DeviceProblem.from_problem(problem, torch.device("cpu"), problem.dtype, seed)
+
+
+@pytest.mark.parametrize("name", FIRST_ORDER)
+def test_planted_optimum_from_random_factors_within_default_budget(name):
+    res = solvers.get(name).solve(PLANTED, init=_random_init(PLANTED), time_limit=30)
+    assert res.rel_error <= 1e-6, res
+    assert res.stop_reason == "converged", res
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd", "adam_sgd"])
+def test_absurd_learning_rate_diverges_cleanly(name):
+    res = solvers.get(name, lr=1e6).solve(PLANTED, init=_random_init(PLANTED), max_iter=100)
+    assert res.stop_reason == "diverged" and "objective became" in res.info["message"]
+    assert torch.isfinite(res.U).all() and torch.isfinite(res.V).all()
+    assert res.objective == pytest.approx(PLANTED.objective(res.U, res.V))
+
+
+def test_gd_line_search_absorbs_an_absurd_learning_rate():
+    res = solvers.get("gd", lr=1e6).solve(PLANTED, init=_random_init(PLANTED), max_iter=300)
+    f = [t.objective for t in res.trace]
+    slack = 1e-12 * PLANTED.weighted_norm
+    assert all(b <= a + slack for a, b in zip(f, f[1:])) and res.rel_error < 1e-6, res
+
+
+@pytest.mark.parametrize("name", FIRST_ORDER)
+def test_defaults_are_invariant_to_the_scale_of_w_and_a(name):
+    """Real Fisher weights are ~1e-10 and LM weights ~1e-2: rescaling must not change the relative path."""
+    scaled = Problem(PLANTED.A * 0.02, PLANTED.W * 1e-9, PLANTED.rank)
+    u0, v0 = _random_init(PLANTED)
+    a = solvers.get(name).solve(PLANTED, init=(u0, v0), max_iter=60, tol=0)
+    b = solvers.get(name).solve(scaled, init=(u0 * 0.02 ** 0.5, v0 * 0.02 ** 0.5), max_iter=60, tol=0)
+    assert a.n_iter == b.n_iter == 60
+    assert b.rel_error == pytest.approx(a.rel_error, rel=1e-6)
+    assert b.rel_error < 0.5 * solvers.get(name).solve(scaled, init=(u0, v0), max_iter=0).rel_error
+
+
+def test_adam_sgd_switches_and_records_it_and_without_a_switch_is_adam():
+    res = solvers.get("adam_sgd").solve(PLANTED, init=_random_init(PLANTED))
+    k = res.info["switch_iteration"]
+    assert isinstance(k, int) and 1000 <= k < res.n_iter and res.info["sgd_rate"] > 0
+    never = solvers.get("adam_sgd", switch_tol=1e-300).solve(PLANTED, init=_random_init(PLANTED), max_iter=300)
+    adam = solvers.get("adam").solve(PLANTED, init=_random_init(PLANTED), max_iter=300)
+    assert never.info["switch_iteration"] is None
+    assert torch.equal(never.U, adam.U) and torch.equal(never.V, adam.V)
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_row_block_minibatches_converge(name):
+    res = solvers.get(name, batch_rows=16).solve(PLANTED, init=_random_init(PLANTED), max_iter=4000)
+    assert res.rel_error <= 1e-3 and res.stop_reason != "diverged", res
+    again = solvers.get(name, batch_rows=16).solve(PLANTED, init=_random_init(PLANTED), max_iter=50)
+    other_seed = solvers.get(name, batch_rows=16).solve(PLANTED, init=_random_init(PLANTED), max_iter=50, seed=5)
+    assert not torch.equal(again.U, other_seed.U)  # the row order is drawn from the seed
+
+
+def test_row_blocks_partition_rows_and_gradients_add_up():
+    dp = _dp(PLANTED)
+    U, V = _random_init(PLANTED)
+    batches = RowBatches(60, 16, dp.generator)
+    blocks, ends = zip(*(batches.next() for _ in range(4)))
+    assert ends == (False, False, False, True)
+    assert sorted(torch.cat(blocks).tolist()) == list(range(60))
+    f, gu, gv = value_and_grad(dp.A, dp.W, U, V)
+    parts = [batch_value_and_grad(dp, U, V, rows) for rows in blocks]
+    weights = [len(rows) / 60 for rows in blocks]
+    assert sum(w * p[0] for w, p in zip(weights, parts)) == pytest.approx(float(f), rel=1e-12)
+    assert torch.allclose(sum(p[1] for p in parts), gu, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(sum(w * p[2] for w, p in zip(weights, parts)), gv, rtol=1e-12, atol=1e-12)
+    assert RowBatches(60, 0, dp.generator).next() == (None, True)
+
+
+def test_curvature_bounds_the_hessian_blocks():
+    p = synthetic.heavy_tailed(m=20, n=15, rank=3)
+    U, V = _random_init(p)
+    lu, lv = Curvature(p.W)(U, V, p.objective(U, V))
+    f = lambda u, v: (p.W * (p.A - u @ v.T) ** 2).sum()  # noqa: E731
+    h_uu = torch.autograd.functional.hessian(lambda u: f(u, V), U).reshape(60, 60)
+    h_vv = torch.autograd.functional.hessian(lambda v: f(U, v), V).reshape(45, 45)
+    assert torch.linalg.eigvalsh(h_uu)[-1] <= lu and torch.linalg.eigvalsh(h_vv)[-1] <= lv
+
+
+def test_balance_keeps_the_product_and_equalises_the_grams():
+    U, V = _random_init(PLANTED)
+    U = U * 10
+    bu, bv = balance(U, V)
+    assert torch.allclose(bu @ bv.T, U @ V.T, atol=1e-10)
+    assert torch.allclose(bu.T @ bu, bv.T @ bv, atol=1e-9)
+
+
+@pytest.mark.parametrize("name, bad", [("adam", {"lr": 0.0}), ("sgd", {"momentum": 1.0}),
+                                       ("adam", {"beta2": 1.0}), ("gd", {"armijo": 1.5}),
+                                       ("sgd", {"batch_rows": -1}), ("adam_sgd", {"switch_tol": 0.0})])
+def test_bad_parameters_are_rejected(name, bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        solvers.get(name, **bad)
+
+
+def test_compare_script_runs_all_from_one_start_and_names_the_first_to_the_target(capsys):
+    from bench import compare_solvers
+
+    p = synthetic.planted(m=30, n=20, rank=3)
+    out = compare_solvers.compare(p, ["gd", ("sgd", {"lr": 0.5})], init="random", max_iter=2000)
+    assert set(out["runs"]) == {"gd", "sgd[lr=0.5]"}
+    starts = {r.trace[0].objective for r in out["runs"].values()}
+    assert len(starts) == 1 and starts == {out["f0"]}  # the same initial factors for everyone
+    assert out["winner"] in out["runs"] and out["factors"][out["winner"]] == 1.0
+    assert all(f >= 1.0 for f in out["factors"].values())
+    assert compare_solvers.main(["--family", "planted", "--m", "30", "--n", "20", "--rank", "3",
+                                 "--solvers", "gd,sgd", "--init", "random", "--max-iter", "500"]) == 0
+    text = capsys.readouterr().out
+    assert "first to the target:" in text and "rel_error at solver time" in text
+
+
+def test_adam_sgd_sgd_phase_is_capped_where_the_projected_rate_would_diverge():
+    """On this instance SWATS' projected rate alone blows the SGD phase up right after the switch (measured:
+    rel_error 1e4, "diverged" at iteration 1512); the curvature cap keeps it descending."""
+    p = synthetic.heavy_tailed(m=60, n=48, rank=4)
+    res = solvers.get("adam_sgd").solve(p, max_iter=2500)
+    k = res.info["switch_iteration"]
+    assert k is not None and k < 2000 and res.stop_reason == "max_iter", res
+    assert res.objective <= res.trace[k].objective
