@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--small", action="store_true", help="tiny problems: exercise every code path in seconds")
     p.add_argument("--solvers", default=",".join(SOLVERS), help="comma-separated solver names")
     p.add_argument("--check-iters", type=int, default=20, help="iterations of the correctness runs")
-    p.add_argument("--speed-iters", type=int, default=50, help="iterations of the throughput runs (ALS: 5)")
+    p.add_argument("--speed-iters", type=int, default=None,
+                   help="iterations of the throughput runs (default 50, with --small 10; ALS: 5)")
     p.add_argument("--time-limit", type=float, default=60.0, help="solver-seconds cap per throughput run")
     p.add_argument("--tolerance", type=float, default=1e-3,
                    help="largest relative difference f32-on-device vs f64-on-CPU before exiting 1")
@@ -178,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(f"correctness: float32 on {device.type} vs float64 on cpu", checks)
 
     speed_problem = synthetic.heavy_tailed(*sizes.speed, seed=SEED, dtype="float32")
-    speeds = [speed_solver(s, speed_problem, device, SPEED_ITERS.get(s, args.speed_iters), args.time_limit)
+    iters = args.speed_iters or (10 if args.small else 50)
+    speeds = [speed_solver(s, speed_problem, device, SPEED_ITERS.get(s, iters), args.time_limit)
               for s in registered]
     if als is not None:
         speeds.append(speed_batched(als, A, W, sizes.batch[-1], device, SPEED_ITERS["als"]))
