@@ -8,6 +8,8 @@ from bench import throughput
 def test_peak_memory_sees_an_allocation_and_not_what_was_there_before():
     if not throughput.reset_cpu_peak():
         pytest.skip("no /proc/self/clear_refs here")
+    gone = torch.ones(64 << 20)  # a 256 MiB high-water mark from before the block: reset on entry
+    del gone
     before = torch.ones(32 << 20)  # 128 MiB resident before the block: not counted
     with throughput.PeakMemory("cpu") as idle:
         before.add_(1)

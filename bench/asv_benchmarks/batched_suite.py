@@ -13,8 +13,8 @@ from ._common import DEVICES, SEED, als_or_skip, size_label, sizes
 
 SHAPES = {size_label(m, n, r, b): (b, m, n, r)
           for b, m, n, r in sizes([(8, 192, 576, 48), (30, 576, 576, 144)], [(3, 24, 16, 4)])}
-SWEEPS = 3
-REPEAT = 2
+SWEEPS = 2
+REPEAT = 1
 
 
 class BatchedALS:
