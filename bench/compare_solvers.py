@@ -6,7 +6,8 @@ a target relative to the best value any of them found.
     python -m bench.compare_solvers --npz layer.npz --rank 32 --solvers gd,adam --init random
 
 The initial point (``--init``: "best_closed_form" (default), "random", or any solver name) is computed once and
-handed to every solver as a (U, V) pair, so its cost is not in anyone's time. Solver time is the base class's
+handed to every iterative solver as a (U, V) pair, so its cost is not in anyone's time; closed-form solvers
+(e.g. ``cvx``) run as they are. Solver time is the base class's
 clock (objective measurement excluded). The target is f_best (1 + rtol) with f_best the lowest objective any
 run reached (when f_best is below 1e-12 Σ W A², an exact fit, the target is rtol · 1e-6 · Σ W A² instead).
 For each solver the script reports the first solver time at which its trace is at or below the target; the
@@ -74,7 +75,8 @@ def compare(problem, names, *, init="best_closed_form", rtol=1e-3, seed=0, time_
     for spec in names:
         name, params = (spec, {}) if isinstance(spec, str) else spec
         solver = solvers.get(name, **params)
-        runs[solver.label] = solver.solve(problem, init=(U0, V0), seed=seed, time_limit=time_limit,
+        start = None if solver.closed_form else (U0, V0)  # a closed form has no start: it runs as it is
+        runs[solver.label] = solver.solve(problem, init=start, seed=seed, time_limit=time_limit,
                                           max_iter=max_iter, device=device, dtype=dtype)
     best = min(p.objective for r in runs.values() for p in r.trace if math.isfinite(p.objective))
     target = target_value(best, problem.weighted_norm, rtol)
