@@ -27,37 +27,25 @@ from pathlib import Path
 
 import torch
 
-from solvers.weighted_lstsq import DEFAULT_MEMORY_BUDGET, flops, plan
+from bench.throughput import als_gemm_shape, als_sweep_flops, best_time, gemm_gflops
+from solvers.weighted_lstsq import DEFAULT_MEMORY_BUDGET, plan
 
 SHAPES = [(768, 768, 64), (3072, 768, 96), (1536, 576, 209)]
 BIG = (11008, 4096, 1024)
-
-
-def best_time(fn, repeat: int) -> float:
-    fn()  # warm-up: allocator, thread pool, lazy init
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def sweep_rates(dtype: torch.dtype, repeat: int) -> list[dict]:
     from solvers.als import DEFAULT_REG, sweep
 
     g = torch.Generator().manual_seed(0)
-    X = torch.randn(2048, 2048, generator=g).to(dtype)
-    square = 2 * 2048 ** 3 / best_time(lambda: X @ X, repeat) / 1e9
+    square = gemm_gflops(2048, 2048, 2048, dtype=dtype, repeat=repeat)
     rows = []
     for m, n, r in SHAPES:
         A, W = torch.randn(1, m, n, generator=g).to(dtype), torch.rand(1, m, n, generator=g).to(dtype)
         U, V = torch.randn(1, m, r, generator=g).to(dtype), torch.randn(1, n, r, generator=g).to(dtype)
-        t = best_time(lambda: sweep(A, W, U, V, DEFAULT_REG, DEFAULT_MEMORY_BUDGET), repeat)
-        pairs = r * (r + 1) // 2
-        K = torch.randn(n, pairs, generator=g).to(dtype)
-        same_shape = 2 * m * n * pairs / best_time(lambda: W[0] @ K, repeat) / 1e9
-        rate = (flops(m, n, r, True) + flops(n, m, r, True)) / t / 1e9
+        t = best_time(lambda: sweep(A, W, U, V, DEFAULT_REG, DEFAULT_MEMORY_BUDGET), "cpu", repeat)
+        same_shape = gemm_gflops(*als_gemm_shape(m, n, r), dtype=dtype, repeat=repeat)
+        rate = als_sweep_flops(m, n, r) / t / 1e9
         rows.append(dict(dtype=str(dtype).removeprefix("torch."), shape=f"{m}x{n} r{r}", sweep_s=t,
                          sweep_gflops=rate, gemm_square_gflops=square, gemm_same_shape_gflops=same_shape,
                          ratio_square=rate / square, ratio_same_shape=rate / same_shape))

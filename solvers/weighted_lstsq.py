@@ -32,7 +32,9 @@ Cost of one call on B problems of m rows (FLOPs, as counted by ``bench/als_perf.
 """
 from __future__ import annotations
 
+import functools
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import torch
@@ -97,25 +99,41 @@ _threads_users = [0, 1]  # [solves inside the context now, thread count to resto
 
 @contextmanager
 def _one_thread_per_matrix(device: torch.device):
-    """On the CPU, torch's batched Cholesky/eigh call LAPACK once per small matrix, where intra-call threads
-    only add synchronisation: at r = 209 on a shared 2-core machine one thread was 25× faster than two.
-    Set one thread for the duration (CUDA untouched). torch's thread count is process-wide, so concurrent
-    solves share one save/restore (counted under a lock) and the count is restored when the last one leaves."""
+    """On the CPU, torch's batched Cholesky and triangular solves call LAPACK once per small matrix, where
+    intra-call threads add synchronisation but little speed. Set one intra-op thread for the duration and
+    yield the thread count it replaced, so the caller can split the batch over that many Python threads
+    instead (torch releases the GIL): every core then works on its own matrices. On CUDA nothing changes
+    (yields 1). torch's thread count is process-wide, so concurrent solves share one save/restore (counted
+    under a lock) and the count is restored when the last one leaves."""
     if device.type != "cpu":
-        yield
+        yield 1
         return
     with _threads_lock:
         if _threads_users[0] == 0:
             _threads_users[1] = torch.get_num_threads()
             torch.set_num_threads(1)
         _threads_users[0] += 1
+        workers = _threads_users[1]
     try:
-        yield
+        yield workers
     finally:
         with _threads_lock:
             _threads_users[0] -= 1
             if _threads_users[0] == 0:
                 torch.set_num_threads(_threads_users[1])
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(workers, thread_name_prefix="wlrbench-solve")
+
+
+def _cholesky_solve(H: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d, info): d = H⁻¹ g for SPD H (…, r, r) by Cholesky and two triangular solves (torch's CPU
+    cholesky_solve was 4× slower than these at r = 209); info ≠ 0 marks rows whose factorisation failed."""
+    L, info = torch.linalg.cholesky_ex(H)
+    y = torch.linalg.solve_triangular(L, g[..., None], upper=False)
+    return torch.linalg.solve_triangular(L.mT, y, upper=True)[..., 0], info
 
 
 def _pinv_solve(H: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -134,11 +152,15 @@ def _solve_rows(H: torch.Tensor, g: torch.Tensor, reg: float) -> torch.Tensor:
     r = H.shape[-1]
     diag = H.diagonal(dim1=-2, dim2=-1)
     diag.add_(max(reg / r, torch.finfo(H.dtype).eps) * diag.sum(-1, keepdim=True))
-    with _one_thread_per_matrix(H.device):
-        L, info = torch.linalg.cholesky_ex(H)
-        # two triangular solves: torch's CPU cholesky_solve was 4× slower than these at r = 209
-        y = torch.linalg.solve_triangular(L, g[..., None], upper=False)
-        d = torch.linalg.solve_triangular(L.mT, y, upper=True)[..., 0]
+    with _one_thread_per_matrix(H.device) as workers:
+        rows = H.shape[1]
+        if workers > 1 and rows >= 2 * workers:  # rows split over the cores, one LAPACK thread each
+            step = -(-rows // workers)
+            parts = list(_pool(workers).map(lambda i: _cholesky_solve(H[:, i:i + step], g[:, i:i + step]),
+                                            range(0, rows, step)))
+            d, info = torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
+        else:
+            d, info = _cholesky_solve(H, g)
         failed = info != 0
         if bool(failed.any()):
             d[failed] = _pinv_solve(H[failed], g[failed])
