@@ -38,6 +38,7 @@ import torch
 from solvers.base import IterativeSolver, SolverStop
 from solvers.linalg import rebalance
 from solvers.objective import value_and_grad
+from solvers.weighted_lstsq import normal_matrices
 
 FORCING_MAX = 0.1     # CG relative residual never looser than this
 LAMBDA_FLOOR = 1e-12  # λ never below this (dimensionless: it multiplies the scaling D)
@@ -65,12 +66,10 @@ class Scaling(NamedTuple):
 
 def diagonal_blocks(W, U, V, block: bool) -> torch.Tensor:
     """Diagonal blocks of JᵀJ: rows i of U get Vᵀ diag(W_i) V, rows j of V get Uᵀ diag(W_:j) U
-    ((m+n)×r×r, one m×n by n×r² product per side), or just their diagonals W V², Wᵀ U² ((m+n)×r)."""
+    ((m+n)×r×r, one m×n by n×r(r+1)/2 product per side), or just their diagonals W V², Wᵀ U² ((m+n)×r)."""
     if not block:
         return torch.cat([W @ (V * V), W.T @ (U * U)])
-    r = U.shape[1]
-    outer = lambda F: (F[:, :, None] * F[:, None, :]).reshape(F.shape[0], r * r)  # noqa: E731
-    return torch.cat([W @ outer(V), W.T @ outer(U)]).reshape(-1, r, r)
+    return torch.cat([normal_matrices(W, V), normal_matrices(W.T, U)])  # ALS's memory-budgeted kernel
 
 
 def marquardt_scaling(W, U, V, block: bool) -> Scaling:

@@ -93,6 +93,16 @@ def _normal_matrices(Wc: torch.Tensor, V: torch.Tensor, blocks) -> torch.Tensor:
     return H
 
 
+def normal_matrices(W: torch.Tensor, V: torch.Tensor, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> torch.Tensor:
+    """H (m, r, r) with H_i = Vᵀ diag(W_i) V for a single m×n W and n×r V, row chunks and pair blocks sized
+    from ``memory_budget`` as in ``row_solve`` (the r×r diagonal blocks of the WLRA Gauss–Newton matrix)."""
+    m, n = W.shape
+    r = V.shape[-1]
+    rows, pairs = plan(1, m, n, r, W.element_size(), memory_budget)
+    blocks = _column_blocks(r, pairs)
+    return torch.cat([_normal_matrices(W[None, i:i + rows], V[None], blocks)[0] for i in range(0, m, rows)])
+
+
 _threads_lock = threading.Lock()
 _threads_users = [0, 1]  # [solves inside the context now, thread count to restore]
 
