@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable
 
@@ -106,7 +107,9 @@ class PeakMemory:
     """Context manager: ``peak`` = the most bytes in use inside the block beyond those in use on entry.
 
     CPU: resets the resident-set high-water mark (``echo 5 > /proc/self/clear_refs``) on entry and reads VmHWM
-    − VmRSS(entry) on exit: it counts every allocation (torch, BLAS workspaces, Python), page-granular.
+    − VmRSS(entry) on exit: it counts every allocation (torch, BLAS workspaces, Python), page-granular. Some
+    kernels update VmHWM only lazily, so a thread also samples VmRSS every millisecond and the larger of the two
+    peaks counts (the sampler catches any allocation that lives longer than a sampling interval).
     CUDA: ``torch.cuda.max_memory_allocated`` − allocated on entry (tensors only, not the allocator's cache).
     """
 
@@ -122,13 +125,22 @@ class PeakMemory:
         else:
             if not reset_cpu_peak():
                 raise NotImplementedError("peak memory needs Linux /proc/self/clear_refs")
-            self._base = _proc_status_bytes("VmRSS")
+            self._base = self._sampled = _proc_status_bytes("VmRSS")
+            self._stop = threading.Event()
+            self._sampler = threading.Thread(target=self._sample, daemon=True)
+            self._sampler.start()
         return self
+
+    def _sample(self):
+        while not self._stop.wait(0.001):
+            self._sampled = max(self._sampled, _proc_status_bytes("VmRSS"))
 
     def __exit__(self, *exc):
         if self.device.type == "cuda":
             synchronize(self.device)
             self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
         else:
-            self.peak = _proc_status_bytes("VmHWM") - self._base
+            self._stop.set()
+            self._sampler.join()
+            self.peak = max(_proc_status_bytes("VmHWM"), self._sampled) - self._base
         return False
