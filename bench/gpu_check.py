@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 import solvers
+from bench.commands._table import print_table
 from bench.throughput import (als_gemm_shape, als_sweep_flops, as_device, best_time, gemm_gflops,
                               stacked_problems)
 from problems import synthetic
@@ -55,16 +56,12 @@ def _fmt(x, spec: str) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
-def print_table(title: str, rows: list[dict]) -> None:
+def print_titled_table(title: str, rows: list[dict]) -> None:
     print(f"\n{title}")
-    if not rows:
+    if rows:
+        print_table(rows)
+    else:
         print("  (nothing ran)")
-        return
-    cols = list(rows[0])
-    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    print("  ".join(c.ljust(width[c]) for c in cols))
-    for r in rows:
-        print("  ".join(str(r[c]).ljust(width[c]) for c in cols))
 
 
 def _rel_diff(value: float, reference: float) -> float:
@@ -176,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = [c["solver"] for c in checks if not c["rel diff"] <= args.tolerance]
     for c in checks:
         c["rel diff"] = f"{c['rel diff']:.2e}"
-    print_table(f"correctness: float32 on {device.type} vs float64 on cpu", checks)
+    print_titled_table(f"correctness: float32 on {device.type} vs float64 on cpu", checks)
 
     speed_problem = synthetic.heavy_tailed(*sizes.speed, seed=SEED, dtype="float32")
     iters = args.speed_iters or (10 if args.small else 50)
@@ -184,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
               for s in registered]
     if als is not None:
         speeds.append(speed_batched(als, A, W, sizes.batch[-1], device, SPEED_ITERS["als"]))
-    print_table(f"throughput: float32 on {device.type}", speeds)
+    print_titled_table(f"throughput: float32 on {device.type}", speeds)
 
     print(f"\ntotal {time.perf_counter() - began:.1f} s")
     if bad:

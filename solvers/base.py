@@ -143,6 +143,7 @@ class Solver:
     Class attributes a solver declares:
     - ``name``: registry key (setting it registers the class); ``family``: a short grouping label;
     - ``parameters``: dict of defaults (the grid-expandable hyper-parameters);
+    - ``choices``: for string parameters, the tuple of values they accept (checked on construction);
     - ``monotone``: the method guarantees a non-increasing objective (conformance tests check it);
     - ``exact_on``: synthetic families (``problems.synthetic`` names) on which theory says the method reaches
       the optimum f* from a random start (closed forms: from their formula); conformance tests check it;
@@ -152,6 +153,7 @@ class Solver:
     name: ClassVar[str | None] = None
     family: ClassVar[str] = ""
     parameters: ClassVar[dict] = {}
+    choices: ClassVar[dict] = {}
     monotone: ClassVar[bool] = False
     closed_form: ClassVar[bool] = False
     exact_on: ClassVar[frozenset] = frozenset()
@@ -169,6 +171,9 @@ class Solver:
             raise ValueError(f"solver {self.name!r} has no parameter(s) {', '.join(unknown)}; "
                              f"its parameters are: {known}")
         self.params = {k: _coerce(k, params.get(k, d), d) for k, d in self.parameters.items()}
+        for key, allowed in self.choices.items():
+            if self.params[key] not in allowed:
+                raise ValueError(f"{key} must be one of {', '.join(map(repr, allowed))}; got {self.params[key]!r}")
         self.check_params()
 
     def check_params(self) -> None:

@@ -54,13 +54,10 @@ class EM(IterativeSolver):
     parameters = {"accel": "none", "svd": "full", "depth": 5}
     monotone = True
     exact_on = frozenset({"constant", "completion"})
+    choices = {"accel": ("none", "nesterov", "anderson"), "svd": ("full", "randomized")}
     default_max_iter = 2000
 
     def check_params(self):
-        if self.params["accel"] not in ("none", "nesterov", "anderson"):
-            raise ValueError(f"accel must be 'none', 'nesterov' or 'anderson', got {self.params['accel']!r}")
-        if self.params["svd"] not in ("full", "randomized"):
-            raise ValueError(f"svd must be 'full' or 'randomized', got {self.params['svd']!r}")
         if self.params["depth"] < 1:
             raise ValueError(f"depth must be at least 1, got {self.params['depth']}")
         # an approximate projection voids the majorise–minimise guarantee

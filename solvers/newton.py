@@ -100,16 +100,13 @@ class Newton(IterativeSolver):
     monotone = True
     exact_on = frozenset({"constant", "separable", "planted"})
     default_max_iter = 200
+    choices = {"scaling": ("block", "diagonal"), "hessian": ("full", "gauss-newton")}
 
     def check_params(self):
         if not self.params["damping"] > 0:
             raise ValueError(f"damping must be positive, got {self.params['damping']}")
         if self.params["cg_max_iter"] < 1:
             raise ValueError(f"cg_max_iter must be at least 1, got {self.params['cg_max_iter']}")
-        if self.params["hessian"] not in ("full", "gauss-newton"):
-            raise ValueError(f"hessian must be 'full' or 'gauss-newton', got {self.params['hessian']!r}")
-        if self.params["scaling"] not in ("block", "diagonal"):
-            raise ValueError(f"scaling must be 'block' or 'diagonal', got {self.params['scaling']!r}")
 
     def start(self, dp, U, V):
         U, V = rebalance(U, V)

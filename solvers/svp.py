@@ -54,12 +54,7 @@ class SVP(IterativeSolver):
     parameters = {"step": "search", "svd": "full"}
     monotone = True
     exact_on = frozenset({"constant"})
-
-    def check_params(self):
-        if self.params["step"] not in ("search", "fixed"):
-            raise ValueError(f"step must be 'search' or 'fixed', got {self.params['step']!r}")
-        if self.params["svd"] not in ("full", "randomized"):
-            raise ValueError(f"svd must be 'full' or 'randomized', got {self.params['svd']!r}")
+    choices = {"step": ("search", "fixed"), "svd": ("full", "randomized")}
 
     def start(self, dp, U, V):
         X = U @ V.T

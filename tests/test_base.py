@@ -117,3 +117,13 @@ def test_closed_form_rejects_init_and_reports_its_trace():
 
 def test_label_is_self_describing():
     assert Scale().label == "Scale" and Scale(factor=0.25).label == "Scale[factor=0.25]"
+
+
+def test_declared_choices_are_enforced():
+    class Picky(Scale):
+        parameters = {**Scale.parameters, "mode": "a"}
+        choices = {"mode": ("a", "b")}
+
+    assert Picky(mode="b").params["mode"] == "b"
+    with pytest.raises(ValueError, match="mode must be one of 'a', 'b'; got 'c'"):
+        Picky(mode="c")
