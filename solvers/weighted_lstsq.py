@@ -6,9 +6,23 @@ For fixed V (n×r), each row i of U solves its own r×r normal equations
 
 All m normal matrices come out of ONE matrix product G = W · K, where K ∈ R^{n×P}, P = r(r+1)/2, holds the
 products K_{j,(k,l)} = V_jk V_jl of every pair k ≤ l of V's columns (a Khatri–Rao-style trick): G_{i,(k,l)} =
-(H_i)_kl. The sweep therefore runs at GEMM speed; the r×r systems are then solved by one batched Cholesky.
-(K is built in column blocks k ∈ [k0, k1), l ≥ k0, which recomputes the few mirrored pairs inside each block's
-diagonal square — a few per cent — in exchange for plain strided copies instead of gathers and scatters.)
+(H_i)_kl. The sweep therefore runs at GEMM speed. (K is built in column blocks k ∈ [k0, k1), l ≥ k0, which
+recomputes the few mirrored pairs inside each block's diagonal square — a few per cent — in exchange for plain
+strided copies instead of gathers and scatters.) Only the upper triangle of each H_i is written, next to its
+right-hand side: the augmented rows [H_i | b_i] (r × (r+1)).
+
+The r×r systems are then solved by a blocked, left-looking Cholesky factorisation H_i = R_iᵀ R_i run on all
+rows at once (``_cholesky_solve_``): for each block row J of width β ≈ √r,
+
+    S = [H | b]_{J, J:} − R_{:J, J}ᵀ [R | y]_{:J, J:}        (one batched GEMM, inner dimension = rows done)
+    R_JJ = chol(S_{:, :β}),   [R | y]_{J, J:} = R_JJ⁻ᵀ S       (a β×β LAPACK Cholesky and its inverse)
+
+which also carries out the forward substitution Rᵀ y = b in the augmented column; a blocked back substitution
+R x = y follows. Nearly all of the r³/3 FLOPs thus run in batched GEMMs; LAPACK sees only β×β blocks, where
+a per-matrix LAPACK Cholesky of the whole r×r system ran at about a tenth of GEMM speed (5 GFLOP/s on a
+2-core AVX-512 VM, against 50 for the batched GEMMs). β ≈ √r balances the r/β small factorisations against
+the GEMMs' inner dimension (measured best within 10 % for r = 64 … 1024). On the CPU the rows are processed in
+sub-batches of about 8 MiB so that each one's working set stays in cache (1.1–1.5× faster at r = 96 … 209).
 
 Regularisation is a *proximal* ridge: given a centre c_i (the current row, or 0), the row minimises
 
@@ -17,18 +31,18 @@ Regularisation is a *proximal* ridge: given a centre c_i (the current row, or 0)
 i.e. u_i = c_i + (H_i + λ_i I)⁻¹ Vᵀ (W_i ⊙ (A_i − V c_i)). The ridge is relative to each row's own scale, so
 it keeps rows with tiny or zero weight well-posed; centred at the current iterate it damps the step without
 moving the fixed point, and f_i(u_i) ≤ f_i(c_i) − λ_i‖u_i − c_i‖² (a monotone decrease). Centred at 0 it is
-the ordinary ridge. When Cholesky fails (a singular or indefinite system in floating point) the row falls back
-to the minimum-norm correction from an eigendecomposition (eigenvalues below r·eps·λ_max dropped), which
-still cannot increase f_i.
+the ordinary ridge. When Cholesky fails (a singular or indefinite system in floating point) the row's normal
+matrix is formed again and the row falls back to the minimum-norm correction from an eigendecomposition
+(eigenvalues below r·eps·λ_max dropped), which still cannot increase f_i.
 
 Memory: rows are processed in chunks and column pairs in blocks sized from ``memory_budget`` (bytes), so the
-chunk × r × r normal matrices, the n × block K and the chunk × block G never exceed it (one row and one
+chunk × r × (r+1) augmented systems, the n × block K and the chunk × block G never exceed it (one row and one
 pair-row k are always processed, whatever the budget). Everything carries a leading batch dimension B, so
 ``solvers.als.solve_batched`` advances B problems with the same batched GEMMs and Cholesky.
 
 Cost of one call on B problems of m rows (FLOPs, as counted by ``bench/als_perf.py``):
     2·m·n·P  (G = W·K)  +  2·m·n·r (b; another 2·m·n·r for the residual when centred)
-    + m·r³/3 (Cholesky) + 2·m·r² (triangular solves),  per problem.
+    + m·r³/3 (Cholesky) + 2·m·r² (forward and back substitution),  per problem.
 """
 from __future__ import annotations
 
@@ -63,34 +77,42 @@ def _column_blocks(r: int, max_pairs: int) -> list[tuple[int, int]]:
     return blocks
 
 
-def plan(batch: int, m: int, n: int, r: int, element_size: int, memory_budget: int) -> tuple[int, int]:
+def plan(batch: int, m: int, n: int, r: int, element_size: int, memory_budget: int,
+         workers: int = 1) -> tuple[int, int]:
     """(rows per chunk, pairs per block) keeping one chunk's scratch within ``memory_budget`` bytes.
 
-    Half the budget goes to per-row tensors (H and its Cholesky factor, 2r², plus residual rows, 3n, and
-    right-hand sides), half to the pair block (K: n per pair, G: rows per pair)."""
+    Half the budget goes to per-row tensors (the augmented systems [H | b], r(r+1), plus residual rows, 3n, and
+    right-hand sides), half to the pair blocks (K: n per pair in each of the ``workers`` threads that share the
+    chunk's rows, G: rows per pair). The solve's own scratch is per sub-batch (``_SUB_BATCH_BYTES`` on the CPU)
+    or, on CUDA, O(rows·r·β), well inside the per-row share."""
     if memory_budget <= 0:
         raise ValueError(f"memory_budget must be positive bytes, got {memory_budget}")
     half = memory_budget / (2 * batch * element_size)
-    rows = int(max(1, min(m, half // (2 * r * r + 3 * n + 4 * r))))
-    pairs = int(max(r, half // (n + rows)))
+    rows = int(max(1, min(m, half // (r * (r + 1) + 3 * n + 4 * r))))
+    pairs = int(max(r, half // (workers * n + rows)))
     return rows, pairs
 
 
-def _normal_matrices(Wc: torch.Tensor, V: torch.Tensor, blocks) -> torch.Tensor:
-    """H (B, rows, r, r) with H_i = Vᵀ diag(W_i) V, one GEMM G = W·K per column block.
+def _upper_normal_matrices(Wc: torch.Tensor, V: torch.Tensor, blocks, out: torch.Tensor) -> None:
+    """Write the upper triangle (k ≤ l) of every H_i = Vᵀ diag(W_i) V into ``out[..., :r]`` (B, rows, r, ≥ r),
+    one GEMM G = W·K per column block. For the block k ∈ [k0, k1): K_{j,(k,l)} = V_jk V_jl for l ∈ [k0, r), so
+    G fills rows k0:k1 of every H_i from the diagonal rightwards (a plain strided copy; the block's diagonal
+    square is written in full). Entries below the diagonal outside those squares are left as they were."""
+    B, rows, _ = Wc.shape
+    r = V.shape[-1]
+    for k0, k1 in blocks:
+        K = (V[:, :, k0:k1, None] * V[:, :, None, k0:]).flatten(2)     # (B, n, (k1−k0)(r−k0))
+        out[:, :, k0:k1, k0:r] = torch.matmul(Wc, K).view(B, rows, k1 - k0, r - k0)
+        del K  # free this block before the next is built: peak = out + one block, as ``plan`` assumes
 
-    For the block k ∈ [k0, k1): K_{j,(k,l)} = V_jk V_jl for l ∈ [k0, r), so G fills rows k0:k1 of every H_i
-    from the diagonal rightwards, and its transpose the mirrored columns (plain strided copies)."""
+
+def _normal_matrices(Wc: torch.Tensor, V: torch.Tensor, blocks) -> torch.Tensor:
+    """H (B, rows, r, r), every H_i = Vᵀ diag(W_i) V in full (the upper triangle mirrored)."""
     B, rows, _ = Wc.shape
     r = V.shape[-1]
     H = Wc.new_empty(B, rows, r, r)
-    for k0, k1 in blocks:
-        K = (V[:, :, k0:k1, None] * V[:, :, None, k0:]).flatten(2)     # (B, n, (k1−k0)(r−k0))
-        G = torch.matmul(Wc, K).view(B, rows, k1 - k0, r - k0)
-        H[:, :, k0:k1, k0:] = G
-        H[:, :, k0:, k0:k1] = G.transpose(-1, -2)
-        del K, G  # free this block before the next is built: peak = H + one block, as ``plan`` assumes
-    return H
+    _upper_normal_matrices(Wc, V, blocks, H)
+    return H.triu_() + H.triu(1).mT
 
 
 def normal_matrices(W: torch.Tensor, V: torch.Tensor, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> torch.Tensor:
@@ -108,13 +130,15 @@ _threads_users = [0, 1]  # [solves inside the context now, thread count to resto
 
 
 @contextmanager
-def _one_thread_per_matrix(device: torch.device):
-    """On the CPU, torch's batched Cholesky and triangular solves call LAPACK once per small matrix, where
-    intra-call threads add synchronisation but little speed. Set one intra-op thread for the duration and
-    yield the thread count it replaced, so the caller can split the batch over that many Python threads
-    instead (torch releases the GIL): every core then works on its own matrices. On CUDA nothing changes
-    (yields 1). torch's thread count is process-wide, so concurrent solves share one save/restore (counted
-    under a lock) and the count is restored when the last one leaves."""
+def _cores_as_workers(device: torch.device):
+    """Yield how many worker threads should share the rows: on the CPU, torch's intra-op thread count, which is
+    set to 1 for the duration. Rows are independent, so each worker runs the whole kernel on its share of them
+    with single-threaded ops (torch releases the GIL). Two measured reasons (2-core VM): the blocked solve's
+    small batched ops and β×β LAPACK calls barely speed up with intra-op threads; and an OpenMP team that has
+    just run a parallel region keeps its threads spinning for milliseconds (libgomp's default wait policy), so
+    alternating intra-op-parallel GEMMs with Python-thread solves lost a core for that long on every chunk.
+    On CUDA nothing changes (yields 1). torch's thread count is process-wide, so concurrent solves share one
+    save/restore (counted under a lock) and the count is restored when the last one leaves."""
     if device.type != "cpu":
         yield 1
         return
@@ -138,12 +162,37 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(workers, thread_name_prefix="wlrbench-solve")
 
 
-def _cholesky_solve(H: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(d, info): d = H⁻¹ g for SPD H (…, r, r) by Cholesky and two triangular solves (torch's CPU
-    cholesky_solve was 4× slower than these at r = 209); info ≠ 0 marks rows whose factorisation failed."""
-    L, info = torch.linalg.cholesky_ex(H)
-    y = torch.linalg.solve_triangular(L, g[..., None], upper=False)
-    return torch.linalg.solve_triangular(L.mT, y, upper=True)[..., 0], info
+_SUB_BATCH_BYTES = 8 << 20  # CPU: systems factorised together, sized to stay in cache (see module docstring)
+
+
+def _cholesky_solve_(Hg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Solve H x = b for N augmented systems Hg = [H | b] (N, r, r+1) in place; only H's upper triangle is read.
+
+    Blocked left-looking Cholesky H = RᵀR with the forward substitution Rᵀy = b carried in the last column, then
+    the blocked back substitution R x = y (see the module docstring). Hg is overwritten by [R | y] (below the
+    diagonal blocks: untouched). Returns (x (N, r), a view into Hg; failed (N,) bool): rows whose factorisation
+    met a non-positive pivot, whose x is meaningless. Cost: r³/3 + 2r² FLOPs per system, almost all in batched
+    GEMMs, plus r/β Cholesky factorisations and triangular inversions of β×β blocks, β = max(8, round(√r))."""
+    N, r, _ = Hg.shape
+    beta = max(8, round(r ** 0.5))
+    eye = torch.eye(beta, dtype=Hg.dtype, device=Hg.device)
+    failed = torch.zeros(N, dtype=torch.bool, device=Hg.device)
+    steps = [(k0, min(r, k0 + beta)) for k0 in range(0, r, beta)]
+    inverses = []
+    for k0, k1 in steps:
+        S = Hg[:, k0:k1, k0:]
+        if k0:
+            S = torch.baddbmm(S, Hg[:, :k0, k0:k1].mT, Hg[:, :k0, k0:], alpha=-1)
+        R, info = torch.linalg.cholesky_ex(S[:, :, :k1 - k0], upper=True)
+        failed |= info != 0
+        R_inv = torch.linalg.solve_triangular(R, eye[:k1 - k0, :k1 - k0].expand_as(R), upper=True)
+        inverses.append(R_inv)
+        Hg[:, k0:k1, k0:] = R_inv.mT @ S
+    x = Hg[:, :, r]
+    for (k0, k1), R_inv in zip(reversed(steps), reversed(inverses)):
+        rhs = x[:, k0:k1] - (Hg[:, k0:k1, k1:r] * x[:, None, k1:]).sum(-1)
+        x[:, k0:k1] = (R_inv * rhs[:, None, :]).sum(-1)    # small matrix–vector products: faster than bmm
+    return x, failed
 
 
 def _pinv_solve(H: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -154,27 +203,42 @@ def _pinv_solve(H: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return (Q @ (inv * (Q.mT @ g[..., None])[..., 0])[..., None])[..., 0]
 
 
-def _solve_rows(H: torch.Tensor, g: torch.Tensor, reg: float) -> torch.Tensor:
-    """d = (H + λI)⁻¹ g per row, λ = max(reg/r, eps)·tr(H); batched Cholesky, eigen fallback for failures.
+def _add_ridge_(H: torch.Tensor, reg: float) -> None:
+    """H_i += λ_i I with λ_i = max(reg/r, eps)·tr(H_i) on the r×r systems H (…, r, ≥ r). The floor
+    eps·tr(H) ≥ eps·‖H‖₂ keeps a numerically singular H (duplicate or vanishing directions) from turning
+    rounding noise into an unbounded step; it is far below any fit tolerance."""
+    r = H.shape[-2]
+    diagonal = H[..., :r].diagonal(dim1=-2, dim2=-1)
+    diagonal.add_(max(reg / r, torch.finfo(H.dtype).eps) * diagonal.sum(-1, keepdim=True))
 
-    The floor eps·tr(H) ≥ eps·‖H‖₂ keeps a numerically singular H (duplicate or vanishing directions) from
-    turning rounding noise into an unbounded step; it is far below any fit tolerance."""
-    r = H.shape[-1]
-    diag = H.diagonal(dim1=-2, dim2=-1)
-    diag.add_(max(reg / r, torch.finfo(H.dtype).eps) * diag.sum(-1, keepdim=True))
-    with _one_thread_per_matrix(H.device) as workers:
-        rows = H.shape[1]
-        if workers > 1 and rows >= 2 * workers:  # rows split over the cores, one LAPACK thread each
-            step = -(-rows // workers)
-            parts = list(_pool(workers).map(lambda i: _cholesky_solve(H[:, i:i + step], g[:, i:i + step]),
-                                            range(0, rows, step)))
-            d, info = torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
-        else:
-            d, info = _cholesky_solve(H, g)
-        failed = info != 0
-        if bool(failed.any()):
-            d[failed] = _pinv_solve(H[failed], g[failed])
-    return d
+
+def _solve_rows(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, centre: torch.Tensor | None, reg: float,
+                blocks) -> torch.Tensor:
+    """The kernel on a set of rows (B, rows, n): their residuals and right-hand sides, augmented systems
+    [H + λI | g], the blocked Cholesky solve (in cache-sized sub-batches on the CPU) and, for any row whose
+    factorisation failed, its system formed again and solved by ``_pinv_solve``. Returns their U (B, rows, r)."""
+    B, rows, _ = A.shape
+    r = V.shape[-1]
+    R = A if centre is None else A - centre @ V.mT
+    g = torch.matmul(W * R, V)                               # Vᵀ (W_i ⊙ residual_i) for every row
+    del R
+    Hg = A.new_empty(B, rows, r, r + 1)
+    Hg[..., r] = g
+    _upper_normal_matrices(W, V, blocks, Hg)
+    _add_ridge_(Hg, reg)
+    systems, total = Hg.view(B * rows, r, r + 1), B * rows
+    sub = max(1, _SUB_BATCH_BYTES // (r * (r + 1) * A.element_size())) if A.device.type == "cpu" else total
+    d = A.new_empty(total, r)
+    failed = torch.empty(total, dtype=torch.bool, device=A.device)
+    for i in range(0, total, sub):
+        d[i:i + sub], failed[i:i + sub] = _cholesky_solve_(systems[i:i + sub])
+    del Hg, systems
+    d = d.view(B, rows, r)
+    for b, row in failed.view(B, rows).nonzero().tolist():  # rare: form the system again, solve it by eigh
+        H = _normal_matrices(W[b:b + 1, row:row + 1], V[b:b + 1], blocks)[0]
+        _add_ridge_(H, reg)
+        d[b, row] = _pinv_solve(H, g[b, row:row + 1])[0]
+    return d if centre is None else centre + d
 
 
 def row_solve(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, centre: torch.Tensor | None = None, *,
@@ -182,22 +246,31 @@ def row_solve(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, centre: torch.T
     """Solve every row's (proximal) ridge-regularised weighted least squares; see the module docstring.
 
     A, W: (B, m, n) (any strides: transposed views are fine); V: (B, n, r); centre: (B, m, r) or None (0).
-    Returns U (B, m, r). Scratch memory stays within ``memory_budget`` bytes (``plan``).
+    Returns U (B, m, r). Rows are processed in chunks; on the CPU each chunk's rows are split over the cores
+    (``_cores_as_workers``). Scratch memory stays within ``memory_budget`` bytes (``plan``).
     """
     B, m, n = A.shape
     r = V.shape[-1]
     if reg < 0:
         raise ValueError(f"reg must be non-negative, got {reg}")
-    rows, pairs = plan(B, m, n, r, A.element_size(), memory_budget)
-    blocks = _column_blocks(r, pairs)
     out = A.new_empty(B, m, r)
-    for i in range(0, m, rows):
-        Ac, Wc = A[:, i:i + rows], W[:, i:i + rows]
-        R = Ac if centre is None else Ac - centre[:, i:i + rows] @ V.mT
-        g = torch.matmul(Wc * R, V)                          # Vᵀ (W_i ⊙ residual_i) for every row
-        del R
-        d = _solve_rows(_normal_matrices(Wc, V, blocks), g, reg)
-        out[:, i:i + rows] = d if centre is None else centre[:, i:i + rows] + d
+    with _cores_as_workers(A.device) as workers:
+        rows, pairs = plan(B, m, n, r, A.element_size(), memory_budget, workers)
+        blocks = _column_blocks(r, pairs)
+
+        def solve(span: tuple[int, int]) -> None:
+            i, j = span
+            out[:, i:j] = _solve_rows(A[:, i:j], W[:, i:j], V, None if centre is None else centre[:, i:j],
+                                      reg, blocks)
+
+        for start in range(0, m, rows):
+            stop = min(m, start + rows)
+            share = -(-(stop - start) // workers)
+            spans = [(i, min(stop, i + share)) for i in range(start, stop, share)]
+            if len(spans) > 1:
+                list(_pool(workers).map(solve, spans))
+            else:
+                solve(spans[0])
     return out
 
 

@@ -7,7 +7,8 @@ import solvers
 from problems import synthetic
 from solvers.als import half_sweep, solve_batched
 from solvers.testing import _random_init
-from solvers.weighted_lstsq import _column_blocks, plan
+from solvers import weighted_lstsq
+from solvers.weighted_lstsq import _cholesky_solve_, _column_blocks, plan
 
 
 def _data(m=13, n=9, r=3, seed=0, dtype=torch.float64):
@@ -32,9 +33,43 @@ def _reference_rows(A, W, V, reg, centre=None):
 
 
 @pytest.mark.parametrize("reg", [0.0, 1e-2])
-def test_half_sweep_matches_per_row_solves(reg):
-    A, W, V = _data()
-    np.testing.assert_allclose(half_sweep(A, W, V, reg).numpy(), _reference_rows(A, W, V, reg), rtol=1e-10)
+@pytest.mark.parametrize("shape", [(13, 9, 3), (40, 60, 21)])    # r = 21: three blocks of the Cholesky solve
+def test_half_sweep_matches_per_row_solves(reg, shape):
+    A, W, V = _data(*shape)
+    np.testing.assert_allclose(half_sweep(A, W, V, reg).numpy(), _reference_rows(A, W, V, reg), rtol=1e-9)
+
+
+@pytest.mark.parametrize("r", [1, 5, 8, 9, 17, 50, 130])
+def test_blocked_cholesky_solve_reads_only_the_upper_triangle_and_flags_failures(r):
+    g = torch.Generator().manual_seed(r)
+    X = torch.randn(6, r, r + 3, generator=g, dtype=torch.float64)
+    H = X @ X.mT + 0.1 * torch.eye(r, dtype=torch.float64)
+    H[4] = -H[4]                                          # indefinite: its factorisation must fail
+    b = torch.randn(6, r, generator=g, dtype=torch.float64)
+    Hg = torch.cat([H.triu() + torch.randn(6, r, r, generator=g, dtype=torch.float64).tril(-1) * 1e3,
+                    b[..., None]], -1)                    # garbage below the diagonal
+    x, failed = _cholesky_solve_(Hg)
+    assert failed.tolist() == [False] * 4 + [True, False]
+    ok = ~failed
+    np.testing.assert_allclose(x[ok].numpy(), np.linalg.solve(H[ok].numpy(), b[ok].numpy()[..., None])[..., 0],
+                               rtol=1e-8)
+
+
+def test_rows_split_over_threads_and_sub_batches_give_the_same_result(monkeypatch):
+    A, W, V = _data(m=41, n=30, r=12, seed=4)
+    W[7] = 0                                              # one row falls back to the eigen-solve in some worker
+    centre = torch.randn(41, 12, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    reference = half_sweep(A, W, V, 1e-3, centre=centre)  # conftest: one thread, one sub-batch
+    before = torch.get_num_threads()
+    monkeypatch.setattr(weighted_lstsq, "_SUB_BATCH_BYTES", 3 * 12 * 13 * 8)  # three systems per sub-batch
+    try:
+        torch.set_num_threads(3)
+        split = half_sweep(A, W, V, 1e-3, centre=centre)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(split, reference, rtol=1e-12, atol=1e-12)
+    assert torch.equal(split[7], centre[7])
 
 
 def test_centred_ridge_is_proximal_and_cannot_increase_f():
@@ -77,7 +112,7 @@ def test_column_blocks_cover_every_pair_and_bound_the_waste():
 def test_plan_keeps_scratch_within_budget():
     for budget in [10 ** 6, 10 ** 8, 1 << 30]:
         rows, pairs = plan(1, 11008, 4096, 1024, 4, budget)
-        scratch = 4 * (rows * (2 * 1024 ** 2 + 3 * 4096 + 4 * 1024) + pairs * (4096 + rows))
+        scratch = 4 * (rows * (1024 * 1025 + 3 * 4096 + 4 * 1024) + pairs * (4096 + rows))
         assert rows == 1 or scratch <= budget
     with pytest.raises(ValueError):
         plan(1, 10, 10, 2, 8, 0)
