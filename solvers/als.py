@@ -22,14 +22,15 @@ import torch
 
 from solvers.base import IterativeSolver
 from solvers.linalg import balanced_factors
-from solvers.weighted_lstsq import DEFAULT_MEMORY_BUDGET, batched_objective, row_solve
+from solvers.weighted_lstsq import DEFAULT_MEMORY_BUDGET, Workspace, batched_objective, row_solve
 
 DEFAULT_REG = 1e-6
 
 
-class Factors(NamedTuple):
+class State(NamedTuple):
     U: torch.Tensor
     V: torch.Tensor
+    workspace: Workspace
 
 
 def _batched(X: torch.Tensor) -> torch.Tensor:
@@ -37,22 +38,25 @@ def _batched(X: torch.Tensor) -> torch.Tensor:
 
 
 def half_sweep(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, reg: float = DEFAULT_REG,
-               memory_budget: int = DEFAULT_MEMORY_BUDGET, *, centre: torch.Tensor | None = None) -> torch.Tensor:
+               memory_budget: int = DEFAULT_MEMORY_BUDGET, *, centre: torch.Tensor | None = None,
+               workspace: Workspace | None = None) -> torch.Tensor:
     """U minimising Σ W ⊙ (A − U Vᵀ)² + Σ_i λ_i ‖u_i − c_i‖² for fixed V, λ_i = reg·tr(H_i)/r.
 
     A, W: (m, n) or (B, m, n); V: (n, r) or (B, n, r); centre c: like U, or None for 0 (plain ridge).
-    Returns U with A's batch shape. Cost: see ``solvers.weighted_lstsq``."""
+    Returns U with A's batch shape. Cost and ``workspace``: see ``solvers.weighted_lstsq``."""
     single = A.dim() == 2
     U = row_solve(_batched(A), _batched(W), _batched(V), None if centre is None else _batched(centre),
-                  reg=reg, memory_budget=memory_budget)
+                  reg=reg, memory_budget=memory_budget, workspace=workspace)
     return U[0] if single else U
 
 
 def sweep(A: torch.Tensor, W: torch.Tensor, U: torch.Tensor, V: torch.Tensor, reg: float,
-          memory_budget: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One ALS sweep on batched (B, m, n) A, W: U given V, then V given U, both centred (proximal)."""
-    U = row_solve(A, W, V, U, reg=reg, memory_budget=memory_budget)
-    V = row_solve(A.mT, W.mT, U, V, reg=reg, memory_budget=memory_budget)
+          memory_budget: int, workspace: Workspace | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One ALS sweep on batched (B, m, n) A, W: U given V, then V given U, both centred (proximal); pass the
+    same ``workspace`` to every sweep of a solve so its scratch stays mapped."""
+    workspace = Workspace() if workspace is None else workspace
+    U = row_solve(A, W, V, U, reg=reg, memory_budget=memory_budget, workspace=workspace)
+    V = row_solve(A.mT, W.mT, U, V, reg=reg, memory_budget=memory_budget, workspace=workspace)
     return U, V
 
 
@@ -92,9 +96,9 @@ def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *, max_iter: int 
         raise ValueError(f"rank must be in [1, {min(A.shape[1:])}], got {rank}")
     U, V = _batched_init(A, rank, init, seed)
     f = batched_objective(A, W, U, V)
-    it = 0
+    it, workspace = 0, Workspace()
     while it < max_iter:
-        U, V = sweep(A, W, U, V, reg, memory_budget)
+        U, V = sweep(A, W, U, V, reg, memory_budget, workspace)
         it += 1
         f_prev, f = f, batched_objective(A, W, U, V)
         if bool(((f_prev - f).abs() <= tol * f_prev).all()):
@@ -124,9 +128,9 @@ class ALS(IterativeSolver):
             raise ValueError(f"memory_budget must be positive bytes, got {self.params['memory_budget']}")
 
     def start(self, dp, U, V):
-        return Factors(U, V)
+        return State(U, V, Workspace())
 
     def step(self, dp, state):
         U, V = sweep(dp.A[None], dp.W[None], state.U[None], state.V[None], self.params["reg"],
-                     self.params["memory_budget"])
-        return Factors(U[0], V[0])
+                     self.params["memory_budget"], state.workspace)
+        return State(U[0], V[0], state.workspace)
