@@ -8,7 +8,7 @@ from problems import synthetic
 from solvers.als import half_sweep, solve_batched
 from solvers.testing import _random_init
 from solvers import weighted_lstsq
-from solvers.weighted_lstsq import _cholesky_solve_, _column_blocks, plan
+from solvers.weighted_lstsq import Workspace, _cholesky_solve_, _column_blocks, plan
 
 
 def _data(m=13, n=9, r=3, seed=0, dtype=torch.float64):
@@ -174,6 +174,18 @@ def test_solve_batched_default_init_converges_and_validates_input():
             solve_batched(A, W, **{"rank": 2, **bad})
     with pytest.raises(ValueError):
         solve_batched(A[0], W[0], 2)
+
+
+def test_a_workspace_is_reused_across_calls_and_its_stale_contents_do_not_matter():
+    A, W, V = _data(m=30, n=20, r=6, seed=6)
+    workspace = Workspace()
+    U = half_sweep(A, W, V, 1e-3, workspace=workspace)
+    addresses = {key: buffer.data_ptr() for key, buffer in workspace._buffers.items()}
+    assert addresses and torch.equal(half_sweep(A, W, V, 1e-3, workspace=workspace), U)
+    assert {key: buffer.data_ptr() for key, buffer in workspace._buffers.items()} == addresses
+    V_new = half_sweep(A.T, W.T, U, 1e-3, workspace=workspace)   # the other half: longer K, buffers grow
+    torch.testing.assert_close(V_new, half_sweep(A.T, W.T, U, 1e-3), rtol=0, atol=0)
+    np.testing.assert_allclose(U.numpy(), _reference_rows(A, W, V, 1e-3), rtol=1e-10)
 
 
 def test_bad_parameters_are_rejected():
