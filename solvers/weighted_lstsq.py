@@ -36,7 +36,7 @@ matrix is formed again and the row falls back to the minimum-norm correction fro
 (eigenvalues below r·eps·λ_max dropped), which still cannot increase f_i.
 
 Memory: rows are processed in chunks and column pairs in blocks sized from ``memory_budget`` (bytes), so the
-chunk × r × (r+1) augmented systems, the n × block K and the chunk × block G never exceed it (one row and one
+chunk × r × (r+1) augmented systems, the two n × block K buffers and the chunk × block G never exceed it (one row and one
 pair-row k are always processed, whatever the budget). Everything carries a leading batch dimension B, so
 ``solvers.als.solve_batched`` advances B problems with the same batched GEMMs and Cholesky.
 
@@ -100,42 +100,63 @@ def _column_blocks(r: int, max_pairs: int) -> list[tuple[int, int]]:
     return blocks
 
 
-def plan(batch: int, m: int, n: int, r: int, element_size: int, memory_budget: int,
-         workers: int = 1) -> tuple[int, int]:
+def plan(batch: int, m: int, n: int, r: int, element_size: int, memory_budget: int) -> tuple[int, int]:
     """(rows per chunk, pairs per block) keeping one chunk's scratch within ``memory_budget`` bytes.
 
     Half the budget goes to per-row tensors (the augmented systems [H | b], r(r+1), plus residual rows, 3n, and
-    right-hand sides), half to the pair blocks (K: n per pair in each of the ``workers`` threads that share the
-    chunk's rows, G: rows per pair). The rows are then spread evenly over the chunks. The solve's own scratch is per sub-batch (``_SUB_BATCH_BYTES`` on the CPU)
-    or, on CUDA, O(rows·r·β), well inside the per-row share."""
+    right-hand sides), half to the pair blocks (K, double-buffered: 2n per pair; G: rows per pair). The rows
+    are then spread evenly over the chunks. The solve's own scratch is per sub-batch (``_SUB_BATCH_BYTES`` on
+    the CPU) or, on CUDA, O(rows·r·β), well inside the per-row share."""
     if memory_budget <= 0:
         raise ValueError(f"memory_budget must be positive bytes, got {memory_budget}")
     half = memory_budget / (2 * batch * element_size)
     rows = int(max(1, min(m, half // (r * (r + 1) + 3 * n + 4 * r))))
     rows = -(-m // -(-m // rows))                            # equal chunks: no small last one to pay for K again
-    pairs = int(max(r, half // (workers * n + rows)))
+    pairs = int(max(r, half // (2 * n + rows)))
     return rows, pairs
 
 
-def _upper_normal_matrices(Wc: torch.Tensor, V: torch.Tensor, blocks, out: torch.Tensor,
-                           workspace: Workspace, worker: int = 0) -> None:
+class _PairBlocks:
+    """The column blocks of K, built together by the ``parties`` worker threads that share a chunk's rows.
+
+    For block k ∈ [k0, k1): K_{j,(k,l)} = V_jk V_jl for l ∈ [k0, r) ((B, n, k1 − k0, r − k0)). Each worker
+    computes its own slice of K's n rows, then waits at a barrier for the others, so K is built once, in
+    parallel, and read by every worker's GEMM. Blocks alternate between two ``workspace`` buffers (sized for
+    the widest block): a worker can only start writing block b+2 into block b's buffer after the barrier of
+    block b+1, which every worker reaches only after its GEMM on block b. Reused buffers matter: freshly
+    allocated ones cost a page fault per 4 KiB, which made building K 13× slower at r = 512."""
+
+    def __init__(self, V: torch.Tensor, blocks, workspace: Workspace, parties: int):
+        B, n, r = V.shape
+        width = max((k1 - k0) * (r - k0) for k0, k1 in blocks)
+        self.V, self.blocks, self.parties = V, blocks, parties
+        self.buffers = [workspace.get(f"K{t}", B * n * width, V) for t in range(2)]
+        self.barrier = threading.Barrier(parties)
+
+    def get(self, worker: int, index: int) -> torch.Tensor:
+        """Block ``index`` of K, once every worker has built its slice (call in order, from every worker)."""
+        V, (k0, k1) = self.V, self.blocks[index]
+        B, n, r = V.shape
+        K = self.buffers[index % 2][:B * n * (k1 - k0) * (r - k0)].view(B, n, k1 - k0, r - k0)
+        step = -(-n // self.parties)
+        j = slice(worker * step, (worker + 1) * step)
+        torch.mul(V[:, j, k0:k1, None], V[:, j, None, k0:], out=K[:, j])
+        self.barrier.wait()
+        return K
+
+
+def _upper_normal_matrices(Wc: torch.Tensor, pair_blocks: _PairBlocks, out: torch.Tensor, G_buffer: torch.Tensor,
+                           worker: int = 0) -> None:
     """Write the upper triangle (k ≤ l) of every H_i = Vᵀ diag(W_i) V into ``out[..., :r]`` (B, rows, r, ≥ r),
-    one GEMM G = W·K per column block. For the block k ∈ [k0, k1): K_{j,(k,l)} = V_jk V_jl for l ∈ [k0, r), so
-    G fills rows k0:k1 of every H_i from the diagonal rightwards (a plain strided copy; the block's diagonal
-    square is written in full). Entries below the diagonal outside those squares are left as they were.
-    K and G are prefixes of two ``workspace`` buffers sized for the widest block, reused by every block:
-    freshly allocated ones cost a page fault per 4 KiB, which made building K 13× slower at r = 512 (a third
-    of the GEMM time)."""
+    one GEMM G = W·K per block of ``pair_blocks`` into a prefix of ``G_buffer``. Block k ∈ [k0, k1) fills rows
+    k0:k1 of every H_i from the diagonal rightwards (a plain strided copy; the block's diagonal square is
+    written in full). Entries below the diagonal outside those squares are left as they were."""
     B, rows, n = Wc.shape
-    r = V.shape[-1]
-    width = max((k1 - k0) * (r - k0) for k0, k1 in blocks)
-    K_buffer = workspace.get(f"K{worker}", B * n * width, Wc)
-    G_buffer = workspace.get(f"G{worker}", B * rows * width, Wc)
-    for k0, k1 in blocks:
-        h, w = k1 - k0, r - k0
-        K = torch.mul(V[:, :, k0:k1, None], V[:, :, None, k0:], out=K_buffer[:B * n * h * w].view(B, n, h, w))
+    for index, (k0, k1) in enumerate(pair_blocks.blocks):
+        K = pair_blocks.get(worker, index)
+        h, w = K.shape[-2:]
         G = torch.matmul(Wc, K.view(B, n, h * w), out=G_buffer[:B * rows * h * w].view(B, rows, h * w))
-        out[:, :, k0:k1, k0:r] = G.view(B, rows, h, w)
+        out[:, :, k0:k1, k0:k0 + w] = G.view(B, rows, h, w)
 
 
 def _normal_matrices(Wc: torch.Tensor, V: torch.Tensor, blocks) -> torch.Tensor:
@@ -143,7 +164,8 @@ def _normal_matrices(Wc: torch.Tensor, V: torch.Tensor, blocks) -> torch.Tensor:
     B, rows, _ = Wc.shape
     r = V.shape[-1]
     H = Wc.new_empty(B, rows, r, r)
-    _upper_normal_matrices(Wc, V, blocks, H, Workspace())
+    G = Wc.new_empty(B * rows * max((k1 - k0) * (r - k0) for k0, k1 in blocks))
+    _upper_normal_matrices(Wc, _PairBlocks(V, blocks, Workspace(), 1), H, G)
     return H.triu_() + H.triu(1).mT
 
 
@@ -165,10 +187,11 @@ _threads_users = [0, 1]  # [solves inside the context now, thread count to resto
 def _cores_as_workers(device: torch.device):
     """Yield how many worker threads should share the rows: on the CPU, torch's intra-op thread count, which is
     set to 1 for the duration. Rows are independent, so each worker runs the whole kernel on its share of them
-    with single-threaded ops (torch releases the GIL). Two measured reasons (2-core VM): the blocked solve's
-    small batched ops and β×β LAPACK calls barely speed up with intra-op threads; and an OpenMP team that has
-    just run a parallel region keeps its threads spinning for milliseconds (libgomp's default wait policy), so
-    alternating intra-op-parallel GEMMs with Python-thread solves lost a core for that long on every chunk.
+    with single-threaded ops (torch releases the GIL); only the blocks of K are shared (``_PairBlocks``).
+    Two measured reasons (2-core VM): the blocked solve's small batched ops and β×β LAPACK calls barely speed
+    up with intra-op threads; and an OpenMP team that has just run a parallel region keeps its threads
+    spinning for milliseconds (libgomp's default wait policy), so alternating intra-op-parallel GEMMs with
+    Python-thread solves lost a core for that long on every chunk.
     On CUDA nothing changes (yields 1). torch's thread count is process-wide, so concurrent solves share one
     save/restore (counted under a lock) and the count is restored when the last one leaves."""
     if device.type != "cpu":
@@ -245,11 +268,11 @@ def _add_ridge_(H: torch.Tensor, reg: float) -> None:
 
 
 def _solve_rows(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, centre: torch.Tensor | None, reg: float,
-                blocks, workspace: Workspace, worker: int) -> torch.Tensor:
-    """The kernel on a set of rows (B, rows, n): their residuals and right-hand sides, augmented systems
-    [H + λI | g] (in ``worker``'s buffers of ``workspace``), the blocked Cholesky solve (in cache-sized
-    sub-batches on the CPU) and, for any row whose factorisation failed, its system formed again and solved
-    by ``_pinv_solve``. Returns their U (B, rows, r)."""
+                pair_blocks: _PairBlocks, workspace: Workspace, worker: int) -> torch.Tensor:
+    """The kernel on one worker's rows (B, rows, n): their residuals and right-hand sides, augmented systems
+    [H + λI | g] (in the worker's ``workspace`` buffers, the normal matrices from the shared ``pair_blocks``),
+    the blocked Cholesky solve (in cache-sized sub-batches on the CPU) and, for any row whose factorisation
+    failed, its system formed again and solved by ``_pinv_solve``. Returns their U (B, rows, r)."""
     B, rows, _ = A.shape
     r = V.shape[-1]
     R = A if centre is None else A - centre @ V.mT
@@ -257,7 +280,8 @@ def _solve_rows(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, centre: torch
     del R
     Hg = workspace.get(f"systems{worker}", B * rows * r * (r + 1), A).view(B, rows, r, r + 1)
     Hg[..., r] = g
-    _upper_normal_matrices(W, V, blocks, Hg, workspace, worker)
+    width = max((k1 - k0) * (r - k0) for k0, k1 in pair_blocks.blocks)
+    _upper_normal_matrices(W, pair_blocks, Hg, workspace.get(f"G{worker}", B * rows * width, A), worker)
     _add_ridge_(Hg, reg)
     systems, total = Hg.view(B * rows, r, r + 1), B * rows
     sub = max(1, _SUB_BATCH_BYTES // (r * (r + 1) * A.element_size())) if A.device.type == "cpu" else total
@@ -268,7 +292,7 @@ def _solve_rows(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, centre: torch
     del Hg, systems
     d = d.view(B, rows, r)
     for b, row in failed.view(B, rows).nonzero().tolist():  # rare: form the system again, solve it by eigh
-        H = _normal_matrices(W[b:b + 1, row:row + 1], V[b:b + 1], blocks)[0]
+        H = _normal_matrices(W[b:b + 1, row:row + 1], V[b:b + 1], pair_blocks.blocks)[0]
         _add_ridge_(H, reg)
         d[b, row] = _pinv_solve(H, g[b, row:row + 1])[0]
     return d if centre is None else centre + d
@@ -281,8 +305,9 @@ def row_solve(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, centre: torch.T
 
     A, W: (B, m, n) (any strides: transposed views are fine); V: (B, n, r); centre: (B, m, r) or None (0).
     Returns U (B, m, r). Rows are processed in chunks; on the CPU each chunk's rows are split over the cores
-    (``_cores_as_workers``). Scratch memory stays within ``memory_budget`` bytes (``plan``), held in
-    ``workspace`` (a new one if None: pass the same one to repeated calls to keep it mapped).
+    (``_cores_as_workers``), which build the blocks of K together (``_PairBlocks``). Scratch memory stays
+    within ``memory_budget`` bytes (``plan``), held in ``workspace`` (a new one if None: pass the same one to
+    repeated calls to keep it mapped).
     """
     B, m, n = A.shape
     r = V.shape[-1]
@@ -290,22 +315,32 @@ def row_solve(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, centre: torch.T
         raise ValueError(f"reg must be non-negative, got {reg}")
     out = A.new_empty(B, m, r)
     workspace = Workspace() if workspace is None else workspace
+    rows, pairs = plan(B, m, n, r, A.element_size(), memory_budget)
+    blocks = _column_blocks(r, pairs)
     with _cores_as_workers(A.device) as workers:
-        rows, pairs = plan(B, m, n, r, A.element_size(), memory_budget, workers)
-        blocks = _column_blocks(r, pairs)
-
-        def solve(worker: int, i: int, j: int) -> None:
-            out[:, i:j] = _solve_rows(A[:, i:j], W[:, i:j], V, None if centre is None else centre[:, i:j],
-                                      reg, blocks, workspace, worker)
-
         for start in range(0, m, rows):
             stop = min(m, start + rows)
             share = -(-(stop - start) // workers)
-            spans = [(w, i, min(stop, i + share)) for w, i in enumerate(range(start, stop, share))]
-            if len(spans) > 1:
-                list(_pool(workers).map(lambda span: solve(*span), spans))
-            else:
-                solve(*spans[0])
+            spans = [(i, min(stop, i + share)) for i in range(start, stop, share)]
+            pair_blocks = _PairBlocks(V, blocks, workspace, len(spans))
+
+            def solve(worker: int) -> None:
+                i, j = spans[worker]
+                try:
+                    out[:, i:j] = _solve_rows(A[:, i:j], W[:, i:j], V, None if centre is None else centre[:, i:j],
+                                              reg, pair_blocks, workspace, worker)
+                except BaseException:
+                    pair_blocks.barrier.abort()              # release the others from the block barrier
+                    raise
+
+            if len(spans) == 1:
+                solve(0)
+                continue
+            errors = [f.exception() for f in [_pool(workers).submit(solve, w) for w in range(len(spans))]]
+            first = next((e for e in errors if e is not None and not isinstance(e, threading.BrokenBarrierError)),
+                         next((e for e in errors if e is not None), None))
+            if first is not None:
+                raise first
     return out
 
 

@@ -176,6 +176,37 @@ def test_solve_batched_default_init_converges_and_validates_input():
         solve_batched(A[0], W[0], 2)
 
 
+def test_an_error_in_one_worker_is_raised_and_does_not_leave_the_others_waiting(monkeypatch):
+    import threading
+
+    A, W, V = _data(m=20, n=16, r=4, seed=7)
+    real = weighted_lstsq._upper_normal_matrices
+
+    def broken(Wc, pair_blocks, out, G, worker=0):
+        if worker == 1:
+            raise RuntimeError("worker 1 failed before building its share of K")
+        return real(Wc, pair_blocks, out, G, worker)
+
+    monkeypatch.setattr(weighted_lstsq, "_upper_normal_matrices", broken)
+    before, outcome = torch.get_num_threads(), []
+
+    def run():
+        try:
+            half_sweep(A, W, V)
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            outcome.append(exc)
+
+    torch.set_num_threads(2)
+    try:
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "worker 0 was left waiting at the K barrier"
+    finally:
+        torch.set_num_threads(before)
+    assert len(outcome) == 1 and "worker 1 failed" in str(outcome[0])
+
+
 def test_a_workspace_is_reused_across_calls_and_its_stale_contents_do_not_matter():
     A, W, V = _data(m=30, n=20, r=6, seed=6)
     workspace = Workspace()
