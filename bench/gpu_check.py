@@ -5,13 +5,15 @@
 
 1. Correctness. Each solver runs ``--check-iters`` iterations from the truncated-SVD start on a seeded
    Fisher-like problem (``problems.synthetic.heavy_tailed``), once in float64 on the CPU (the reference) and
-   once in float32 on ``--device``; batched ALS does the same on the batched workload. Printed: both
-   relative errors and their relative difference |e₃₂ − e₆₄| / e₆₄; above ``--tolerance`` the script exits 1.
+   once in float32 on ``--device``; the batched modes (``solve_batched`` of ``solvers.als`` and
+   ``solvers.adam``) do the same on the batched workload. Printed: both relative errors and their relative
+   difference |e₃₂ − e₆₄| / e₆₄ (batched: the worst matrix); above ``--tolerance`` the script exits 1.
 2. Throughput in float32 on ``--device`` at 4096×4096 rank 512 (``--small``: 256×192 rank 16): iterations per
    second (the start excluded), ALS's achieved GFLOP/s and its share of the same device's GEMM GFLOP/s on the
-   sweep's dominant product shape; batched ALS on 30 matrices 576×576 rank 144: matrices per second of a
-   whole solve (SVD start + sweeps) and GFLOP/s of the sweeps. Every timing synchronises CUDA before reading
-   the clock (the solvers' ``Clock`` and ``bench.throughput.best_time``).
+   sweep's dominant product shape; the batched modes on 30 matrices 576×576 rank 144: matrices per second of
+   a whole solve (SVD start + iterations) and GFLOP/s of the iterations (model FLOPs of
+   ``bench.throughput``; Adam's reference GEMM is the (m×n)·(n×r) product). Every timing synchronises CUDA
+   before reading the clock (the solvers' ``Clock`` and ``bench.throughput.best_time``).
 
 Solvers that are not registered in this installation are listed as skipped, not failed.
 """
@@ -27,8 +29,8 @@ import torch
 
 import solvers
 from bench.commands._table import print_table
-from bench.throughput import (als_gemm_shape, als_sweep_flops, as_device, best_time, gemm_gflops,
-                              stacked_problems)
+from bench.throughput import (BATCHED, BatchedMode, als_gemm_shape, als_sweep_flops, as_device, batched_mode,
+                              best_time, gemm_gflops, stacked_problems)
 from problems import synthetic
 
 SOLVERS = ("als", "adam", "svp")
@@ -79,16 +81,16 @@ def check_solver(name: str, problem, device, iters: int) -> dict:
             "rel diff": _rel_diff(dev.rel_error, ref.rel_error)}
 
 
-def check_batched(als, A, W, rank: int, device, iters: int) -> dict:
-    """Batched ALS: per-matrix objectives, float32 on ``device`` against float64 on the CPU (worst matrix)."""
-    start = als.solve_batched(A.double(), W.double(), rank, max_iter=0, seed=SEED)[:2]
-    f64 = als.solve_batched(A.double(), W.double(), rank, max_iter=iters, tol=0.0, init=start)[2]
-    f32 = als.solve_batched(A.to(device), W.to(device), rank, max_iter=iters, tol=0.0,
-                            init=tuple(t.to(device, torch.float32) for t in start))[2].cpu()
+def check_batched(mode: BatchedMode, A, W, rank: int, device, iters: int) -> dict:
+    """A batched mode: per-matrix objectives, float32 on ``device`` against float64 on the CPU (worst matrix)."""
+    start = mode.solve_batched(A.double(), W.double(), rank, max_iter=0, seed=SEED)[:2]
+    f64 = mode.solve_batched(A.double(), W.double(), rank, max_iter=iters, tol=0.0, init=start)[2]
+    f32 = mode.solve_batched(A.to(device), W.to(device), rank, max_iter=iters, tol=0.0,
+                             init=tuple(t.to(device, torch.float32) for t in start))[2].cpu()
     norm = (W.double() * A.double() ** 2).sum(dim=(1, 2))
     e64, e32 = f64 / norm, f32 / norm
     worst = int(((e32 - e64).abs() / e64).argmax())
-    return {"solver": "als (batched)", "shape": _shape(*A.shape, rank), "iters": iters,
+    return {"solver": mode.label, "shape": _shape(*A.shape, rank), "iters": iters,
             "rel_error f64 cpu": f"{float(e64[worst]):.6e}", f"rel_error f32 {device.type}": f"{float(e32[worst]):.6e}",
             "rel diff": _rel_diff(float(e32[worst]), float(e64[worst]))}
 
@@ -112,19 +114,19 @@ def speed_solver(name: str, problem, device, iters: int, time_limit: float) -> d
             "rel_error": f"{res.rel_error:.4e}"}
 
 
-def speed_batched(als, A, W, rank: int, device, sweeps: int) -> dict:
-    """Batched ALS in float32 on ``device``: matrices/s of a whole solve, GFLOP/s of the sweeps alone."""
+def speed_batched(mode: BatchedMode, A, W, rank: int, device, iters: int) -> dict:
+    """A batched mode in float32 on ``device``: matrices/s of a whole solve, GFLOP/s of the iterations alone."""
     A, W = A.to(device), W.to(device)
     B, m, n = A.shape
-    start = als.solve_batched(A, W, rank, max_iter=0, seed=SEED)[:2]
-    whole = best_time(lambda: als.solve_batched(A, W, rank, max_iter=sweeps, tol=0.0, seed=SEED), device, 1)
-    *_, f, done = als.solve_batched(A, W, rank, max_iter=sweeps, tol=0.0, init=start)  # also the warm-up
-    loop = best_time(lambda: als.solve_batched(A, W, rank, max_iter=sweeps, tol=0.0, init=start), device, 1,
+    start = mode.solve_batched(A, W, rank, max_iter=0, seed=SEED)[:2]
+    whole = best_time(lambda: mode.solve_batched(A, W, rank, max_iter=iters, tol=0.0, seed=SEED), device, 1)
+    *_, f, done = mode.solve_batched(A, W, rank, max_iter=iters, tol=0.0, init=start)  # also the warm-up
+    loop = best_time(lambda: mode.solve_batched(A, W, rank, max_iter=iters, tol=0.0, init=start), device, 1,
                      warmup=0)
-    gflops = B * done * als_sweep_flops(m, n, rank) / loop / 1e9
-    gemm = gemm_gflops(*als_gemm_shape(m, n, rank), dtype=torch.float32, device=device)
+    gflops = B * done * mode.flops(m, n, rank) / loop / 1e9
+    gemm = gemm_gflops(*mode.gemm_shape(m, n, rank), dtype=torch.float32, device=device)
     norm = (W.double() * A.double() ** 2).sum(dim=(1, 2))
-    return {"solver": "als (batched)", "shape": _shape(B, m, n, rank), "iters": done, "seconds": f"{loop:.3f}",
+    return {"solver": mode.label, "shape": _shape(B, m, n, rank), "iters": done, "seconds": f"{loop:.3f}",
             "it/s": f"{done / loop:.2f}", "matrices/s": f"{B / whole:.2f}", "GFLOP/s": f"{gflops:.3g}",
             "GEMM GFLOP/s": f"{gemm:.4g}", "of GEMM": f"{gflops / gemm:.0%}",
             "rel_error": f"{float((f / norm).mean()):.4e}"}
@@ -134,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gpu_check", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda", help="device to check (default cuda; 'cpu' for a dry run)")
     p.add_argument("--small", action="store_true", help="tiny problems: exercise every code path in seconds")
-    p.add_argument("--solvers", default=",".join(SOLVERS), help="comma-separated solver names")
+    p.add_argument("--solvers", default=",".join(SOLVERS),
+                   help="comma-separated solver names (als and adam also run their batched modes)")
     p.add_argument("--check-iters", type=int, default=20, help="iterations of the correctness runs")
     p.add_argument("--speed-iters", type=int, default=None,
                    help="iterations of the throughput runs (default 50, with --small 10; ALS: 5)")
@@ -155,21 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     names = [s.strip() for s in args.solvers.split(",") if s.strip()]
     registered = [s for s in names if s in solvers.available()]
     skipped = [s for s in names if s not in registered]
-    try:
-        from solvers import als
-    except ImportError:
-        als = None
+    wanted = [name for name in registered if name in BATCHED]          # their batched modes run too
+    batched = [mode for mode in map(batched_mode, wanted) if mode is not None]
+    skipped += [f"{name} (batched)" for name in wanted if name not in {mode.name for mode in batched}]
     began = time.perf_counter()
     print(f"gpu_check on {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
           f"torch {torch.__version__}, {'small' if args.small else 'full'} sizes")
-    if skipped or als is None:
-        print("skipped (not registered here): " + ", ".join(skipped + ([] if als else ["als (batched)"])))
+    if skipped:
+        print("skipped (not registered here): " + ", ".join(skipped))
 
     check_problem = synthetic.heavy_tailed(*sizes.check, seed=SEED)
     A, W = stacked_problems(*sizes.batch)
     checks = [check_solver(s, check_problem, device, args.check_iters) for s in registered]
-    if als is not None:
-        checks.append(check_batched(als, A, W, sizes.batch[-1], device, min(args.check_iters, 5)))
+    checks += [check_batched(mode, A, W, sizes.batch[-1], device, min(args.check_iters, 5)) for mode in batched]
     bad = [c["solver"] for c in checks if not c["rel diff"] <= args.tolerance]
     for c in checks:
         c["rel diff"] = f"{c['rel diff']:.2e}"
@@ -179,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     iters = args.speed_iters or (10 if args.small else 50)
     speeds = [speed_solver(s, speed_problem, device, SPEED_ITERS.get(s, iters), args.time_limit)
               for s in registered]
-    if als is not None:
-        speeds.append(speed_batched(als, A, W, sizes.batch[-1], device, SPEED_ITERS["als"]))
+    speeds += [speed_batched(mode, A, W, sizes.batch[-1], device, SPEED_ITERS.get(mode.name, iters))
+               for mode in batched]
     print_titled_table(f"throughput: float32 on {device.type}", speeds)
 
     print(f"\ntotal {time.perf_counter() - began:.1f} s")

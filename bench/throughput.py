@@ -5,15 +5,19 @@
 - ``gemm_gflops``: the machine's own dense GEMM rate for a given shape, dtype and device; the reference that an
   algorithm's achieved FLOP/s is read against.
 - ``als_sweep_flops``: the FLOP model of one ALS sweep (from ``solvers.weighted_lstsq.flops``, the kernel's own
-  count), so achieved GFLOP/s = model FLOPs / measured seconds.
-- ``stacked_problems``: the seeded (B, m, n) workload of batched solvers.
+  count), so achieved GFLOP/s = model FLOPs / measured seconds; ``first_order_iteration_flops`` likewise for
+  one full-batch Adam iteration.
+- ``stacked_problems``: the seeded (B, m, n) workload of batched solvers; ``batched_mode(name)``: a solver
+  module's ``solve_batched`` with its FLOP model (``BATCHED`` lists those that have one).
 - ``PeakMemory``: the peak bytes allocated beyond what was resident on entry (CPU: the process's resident-set
   high-water mark, reset on entry through ``/proc/self/clear_refs``; CUDA: the caching allocator's peak).
 """
 from __future__ import annotations
 
+import importlib
 import threading
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -67,6 +71,13 @@ def als_sweep_flops(m: int, n: int, rank: int) -> float:
     from solvers.weighted_lstsq import flops
 
     return flops(m, n, rank, True) + flops(n, m, rank, True)
+
+
+def first_order_iteration_flops(m: int, n: int, rank: int) -> float:
+    """Model FLOPs of one full-batch iteration of a factored first-order method (``adam``): the three m×n×r
+    products of ``solvers.objective.value_and_grad`` (U Vᵀ, (W⊙R) V, (W⊙R)ᵀ U), 6·m·n·r; the O(mn) element-wise
+    work and the O((m + n) r) update are not counted."""
+    return 6.0 * m * n * rank
 
 
 def als_gemm_shape(m: int, n: int, rank: int) -> tuple[int, int, int]:
@@ -144,3 +155,32 @@ class PeakMemory:
             self._sampler.join()
             self.peak = max(_proc_status_bytes("VmHWM"), self._sampled) - self._base
         return False
+
+
+@dataclass(frozen=True)
+class BatchedMode:
+    """A solver module's ``solve_batched`` and its FLOP model: FLOPs of one iteration on one m×n rank-r
+    problem, and the GEMM shape whose rate is the reference."""
+
+    name: str
+    solve_batched: Callable
+    flops: Callable[[int, int, int], float]
+    gemm_shape: Callable[[int, int, int], tuple[int, int, int]]
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (batched)"
+
+
+BATCHED = ("als", "adam")  # solvers whose module has a ``solve_batched``
+_MODELS = {"als": (als_sweep_flops, als_gemm_shape),
+           "adam": (first_order_iteration_flops, lambda m, n, r: (m, n, r))}
+
+
+def batched_mode(name: str) -> BatchedMode | None:
+    """The batched mode of solver ``name`` (its module's ``solve_batched``), or None if it has none."""
+    try:
+        solve = getattr(importlib.import_module(f"solvers.{name}"), "solve_batched", None)
+    except ImportError:
+        return None
+    return BatchedMode(name, solve, *_MODELS[name]) if solve is not None and name in _MODELS else None

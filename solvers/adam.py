@@ -11,12 +11,34 @@ Scale-free defaults (so they work unchanged on real Fisher weights):
 - the rate halves after ``patience`` epochs without a new lowest objective (``first_order.Plateau``), which
   lets full-batch Adam settle instead of hovering at a distance ∝ α from the minimum.
 Cost per iteration: one gradient, O(|I| n r) for a block of |I| rows (O(mnr) full batch), plus O((m + n) r).
+
+``solve_batched`` runs the same full-batch iteration on B same-shape problems at once (batched products, one
+α, ε and plateau record per problem): the first-order counterpart of ``solvers.als.solve_batched``.
 """
 from __future__ import annotations
 
 import torch
 
-from solvers.first_order import MomentumSolver, MomentumState, factor_scale
+from solvers.first_order import MomentumSolver, MomentumState, Plateau, factor_scale
+from solvers.initial import batched_initial_factors
+from solvers.objective import value_and_grad
+
+
+def relative_eps(eps: float, grad_u: torch.Tensor, grad_v: torch.Tensor) -> torch.Tensor:
+    """ε·g₀ with g₀ the RMS of all entries of the gradient (grad_u, grad_v), one per problem of a batch."""
+    entries = grad_u.shape[-2] * grad_u.shape[-1] + grad_v.shape[-2] * grad_v.shape[-1]
+    rms = ((grad_u.square().sum((-2, -1)) + grad_v.square().sum((-2, -1))) / entries).sqrt()
+    return eps * rms.clamp_min(torch.finfo(grad_u.dtype).tiny)
+
+
+def adam_displacement(g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, k: int, beta1: float, beta2: float,
+                      alpha, eps) -> torch.Tensor:
+    """Advance the moments m, v in place with gradient g (iteration k ≥ 1) and return Adam's displacement
+    −α m̂ / (√v̂ + ε); α and ε are numbers or per-problem tensors broadcastable against g. O(size of g)."""
+    m.mul_(beta1).add_(g, alpha=1 - beta1)
+    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    denom = (v / (1 - beta2 ** k)).sqrt_().add_(eps)
+    return -(alpha / (1 - beta1 ** k)) * m / denom
 
 
 class Adam(MomentumSolver):
@@ -27,25 +49,57 @@ class Adam(MomentumSolver):
     exact_on = frozenset({"constant", "separable", "planted", "completion"})
 
     def prepare(self, dp, state: MomentumState) -> None:
-        state.extra["scale"] = factor_scale(dp)
+        state.extra["scale"] = float(factor_scale(dp.A, dp.rank))
         for key in ("mU", "mV", "vU", "vV"):
             state.buffers[key] = torch.zeros_like(state.U if key.endswith("U") else state.V)
 
     def adam_steps(self, state: MomentumState, grad_u, grad_v) -> tuple[torch.Tensor, torch.Tensor]:
         """Advance the moments and return Adam's displacements (ΔU, ΔV) for this iteration, O((m + n) r)."""
-        b1, b2, k, buf = self.params["beta1"], self.params["beta2"], state.k, state.buffers
         if "eps" not in state.extra:  # ε relative to the first gradient's RMS (scale invariance)
-            rms = torch.cat([grad_u.flatten(), grad_v.flatten()]).square().mean().sqrt()
-            state.extra["eps"] = self.params["eps"] * max(float(rms), torch.finfo(grad_u.dtype).tiny)
+            state.extra["eps"] = float(relative_eps(self.params["eps"], grad_u, grad_v))
+        p, buf = self.params, state.buffers
         alpha = state.lr * state.extra["scale"]
-        out = []
-        for g, m, v in ((grad_u, buf["mU"], buf["vU"]), (grad_v, buf["mV"], buf["vV"])):
-            m.mul_(b1).add_(g, alpha=1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (v / (1 - b2 ** k)).sqrt_().add_(state.extra["eps"])
-            out.append(-(alpha / (1 - b1 ** k)) * m / denom)
-        return out[0], out[1]
+        return tuple(adam_displacement(g, buf[f"m{x}"], buf[f"v{x}"], state.k, p["beta1"], p["beta2"], alpha,
+                                       state.extra["eps"]) for g, x in ((grad_u, "U"), (grad_v, "V")))
 
     def update(self, dp, state: MomentumState, f, grad_u, grad_v) -> None:
         du, dv = self.adam_steps(state, grad_u, grad_v)
         state.U, state.V = state.U + du, state.V + dv
+
+
+def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *, max_iter: int = Adam.default_max_iter,
+                  tol: float = Adam.default_tol, lr: float = 1e-2, beta1: float = 0.9, beta2: float = 0.999,
+                  eps: float = 1e-8, patience: int = 200, seed: int = 0, init=None):
+    """Full-batch Adam on B problems at once: A, W (B, m, n) on any device, float32/float64.
+
+    Per problem b this is exactly the ``adam`` solver's full-batch iteration (its own α_b = lr·s_b, ε_b and
+    plateau record); the B problems share each batched product, O(B·mnr) per iteration. The loop stops when
+    every problem's relative decrease is ≤ tol (or its f is 0) or after ``max_iter`` iterations.
+    init: None/"svd", "random" or (U, V) tensors (``solvers.initial.batched_initial_factors``).
+    Returns U (B, m, r), V (B, n, r), the objectives (B,) float64 and the number of iterations done. A problem whose
+    iterates diverge (too large an ``lr``) is not stopped: its objective ends far above Σ W A² (or non-finite),
+    and the other problems, which share only the batched products, are unaffected.
+    """
+    if A.dim() != 3 or A.shape != W.shape:
+        raise ValueError(f"A and W must be (B, m, n) tensors of one shape, got {tuple(A.shape)}, {tuple(W.shape)}")
+    if not 1 <= rank <= min(A.shape[1:]):
+        raise ValueError(f"rank must be in [1, {min(A.shape[1:])}], got {rank}")
+    Adam(lr=lr, beta1=beta1, beta2=beta2, eps=eps, patience=patience)  # validates the parameters
+    U, V = batched_initial_factors(A, rank, init, seed)
+    per_problem = lambda t: t.to(A.dtype)[:, None, None]  # noqa: E731 - (B,) → broadcast over (B, ·, r)
+    scale, plateau, rate = per_problem(factor_scale(A, rank)), Plateau(patience), lr
+    first_u, first_v, second_u, second_v = (torch.zeros_like(X) for X in (U, V, U, V))  # Adam's moments
+    f_prev, eps_b, it = None, None, 0
+    while True:
+        f, grad_u, grad_v = value_and_grad(A, W, U, V)
+        converged = f_prev is not None and bool(((f_prev - f).abs() <= tol * f_prev).all())
+        if converged or it == max_iter:
+            return U, V, f, it
+        if eps_b is None:
+            eps_b = per_problem(relative_eps(eps, grad_u, grad_v))
+        it += 1
+        alpha = rate * scale
+        U = U + adam_displacement(grad_u, first_u, second_u, it, beta1, beta2, alpha, eps_b)
+        V = V + adam_displacement(grad_v, first_v, second_v, it, beta1, beta2, alpha, eps_b)
+        rate = rate * per_problem(plateau.observe(f))
+        f_prev = f

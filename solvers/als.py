@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 
 from solvers.base import IterativeSolver
-from solvers.linalg import balanced_factors
+from solvers.initial import batched_initial_factors
 from solvers.weighted_lstsq import DEFAULT_MEMORY_BUDGET, Workspace, batched_objective, row_solve
 
 DEFAULT_REG = 1e-6
@@ -60,26 +60,6 @@ def sweep(A: torch.Tensor, W: torch.Tensor, U: torch.Tensor, V: torch.Tensor, re
     return U, V
 
 
-def _batched_init(A: torch.Tensor, rank: int, init, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    B, m, n = A.shape
-    if init is None or init == "svd":
-        P, s, Qh = torch.linalg.svd(A, full_matrices=False)
-        return balanced_factors(P[..., :rank], s[..., :rank, None].mT, Qh[..., :rank, :].mT)
-    if init == "random":
-        g = torch.Generator().manual_seed(int(seed))
-        scale = (torch.linalg.matrix_norm(A).double().cpu() / (m * n * rank) ** 0.5).sqrt()[:, None, None]
-        U = torch.randn(B, m, rank, generator=g, dtype=torch.float64) * scale
-        V = torch.randn(B, n, rank, generator=g, dtype=torch.float64) * scale
-        return U.to(A.device, A.dtype), V.to(A.device, A.dtype)
-    if isinstance(init, (tuple, list)) and len(init) == 2:
-        U, V = (torch.as_tensor(x).to(A.device, A.dtype).clone() for x in init)
-        if U.shape != (B, m, rank) or V.shape != (B, n, rank):
-            raise ValueError(f"init must be U ({B}×{m}×{rank}) and V ({B}×{n}×{rank}); "
-                             f"got {tuple(U.shape)} and {tuple(V.shape)}")
-        return U, V
-    raise ValueError(f"init must be None, 'svd', 'random' or a (U, V) pair of tensors, got {init!r}")
-
-
 def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *, max_iter: int = 100, tol: float = 1e-10,
                   reg: float = DEFAULT_REG, seed: int = 0, init=None,
                   memory_budget: int = DEFAULT_MEMORY_BUDGET):
@@ -94,7 +74,7 @@ def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *, max_iter: int 
         raise ValueError(f"A and W must be (B, m, n) tensors of one shape, got {tuple(A.shape)}, {tuple(W.shape)}")
     if not 1 <= rank <= min(A.shape[1:]):
         raise ValueError(f"rank must be in [1, {min(A.shape[1:])}], got {rank}")
-    U, V = _batched_init(A, rank, init, seed)
+    U, V = batched_initial_factors(A, rank, init, seed)
     f = batched_objective(A, W, U, V)
     it, workspace = 0, Workspace()
     while it < max_iter:

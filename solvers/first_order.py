@@ -67,10 +67,11 @@ def inner(a: tuple, b: tuple) -> float:
     return float(sum((x * y).sum() for x, y in zip(a, b)))
 
 
-def factor_scale(dp) -> float:
-    """s = (‖A‖_F / √(mnr))^½: the entry size of balanced rank-r factors of a matrix as large as A."""
-    m, n = dp.shape
-    return (float(torch.linalg.matrix_norm(dp.A)) / math.sqrt(m * n * dp.rank)) ** 0.5
+def factor_scale(A: torch.Tensor, rank: int) -> torch.Tensor:
+    """s = (‖A‖_F / √(mnr))^½: the entry size of balanced rank-r factors of a matrix as large as A (m×n, or a
+    batch (B, m, n): one s per problem, shape A.shape[:-2])."""
+    m, n = A.shape[-2:]
+    return (torch.linalg.matrix_norm(A).double() / math.sqrt(m * n * rank)).sqrt()
 
 
 def balance(U: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,23 +128,25 @@ def batch_value_and_grad(dp, U: torch.Tensor, V: torch.Tensor, rows: torch.Tenso
 @dataclass
 class Plateau:
     """Learning-rate decay on plateaus: after ``patience`` epochs without a new lowest objective, multiply
-    the rate by ``factor``. (An epoch is one iteration in full batch, m/rows iterations with minibatches.)"""
+    the rate by ``factor``. (An epoch is one iteration in full batch, m/rows iterations with minibatches.)
+    Elementwise: a batch of objectives (one per problem) keeps one record per problem, on their device."""
 
     patience: int
     factor: float = 0.5
-    best: float = math.inf
-    waited: int = 0
+    best: torch.Tensor | None = None    # lowest objective so far
+    waited: torch.Tensor | None = None  # epochs since it was reached
 
-    def observe(self, f: float) -> float:
-        """Record one epoch's objective; returns the multiplier for the learning rate (1 or ``factor``)."""
-        if f < self.best:
-            self.best, self.waited = f, 0
-            return 1.0
-        self.waited += 1
-        if self.patience > 0 and self.waited >= self.patience:
-            self.waited = 0
-            return self.factor
-        return 1.0
+    def observe(self, f) -> torch.Tensor:
+        """Record one epoch's objective(s); returns the rate multiplier(s), 1 or ``factor`` (float64)."""
+        f = torch.as_tensor(f, dtype=torch.float64)
+        if self.best is None:
+            self.best, self.waited = torch.full_like(f, math.inf), torch.zeros_like(f, dtype=torch.int64)
+        improved = f < self.best
+        self.best = torch.where(improved, f, self.best)
+        self.waited = torch.where(improved, 0, self.waited + 1)
+        decay = (self.waited >= self.patience) & (self.patience > 0)
+        self.waited = torch.where(decay, 0, self.waited)
+        return 1.0 - (1.0 - self.factor) * decay.to(torch.float64)
 
 
 @dataclass
@@ -220,7 +223,7 @@ class MomentumSolver(FirstOrderSolver):
         state.epoch_f += f
         state.epoch_blocks += 1
         if epoch_end:
-            state.lr *= state.plateau.observe(state.epoch_f / state.epoch_blocks)
+            state.lr *= float(state.plateau.observe(state.epoch_f / state.epoch_blocks))
             state.epoch_f, state.epoch_blocks = 0.0, 0
         return state
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from solvers.linalg import balanced_factors
 from solvers.result import SolveResult
 
 BASELINES = ("svd", "fwsvd_row", "fwsvd_col", "fwsvd_two_sided", "separable")
@@ -60,3 +61,26 @@ def initial_factors(init, dp, *, seed: int = 0) -> tuple[torch.Tensor, torch.Ten
     if not (torch.isfinite(U).all() and torch.isfinite(V).all()):
         raise ValueError("init factors contain NaN/Inf")
     return U, V
+
+
+def batched_initial_factors(A: torch.Tensor, rank: int, init, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Starting factors U (B, m, r), V (B, n, r) for B stacked problems A (B, m, n) (the batched solvers'
+    ``init``): None or "svd" (each A's truncated SVD, balanced), "random" (seeded Gaussian scaled as in
+    ``random_factors``, per problem) or a (U, V) pair of tensors of those shapes."""
+    B, m, n = A.shape
+    if init is None or init == "svd":
+        P, s, Qh = torch.linalg.svd(A, full_matrices=False)
+        return balanced_factors(P[..., :rank], s[..., :rank, None].mT, Qh[..., :rank, :].mT)
+    if init == "random":
+        g = torch.Generator().manual_seed(int(seed))
+        scale = (torch.linalg.matrix_norm(A).double().cpu() / (m * n * rank) ** 0.5).sqrt()[:, None, None]
+        U = torch.randn(B, m, rank, generator=g, dtype=torch.float64) * scale
+        V = torch.randn(B, n, rank, generator=g, dtype=torch.float64) * scale
+        return U.to(A.device, A.dtype), V.to(A.device, A.dtype)
+    if isinstance(init, (tuple, list)) and len(init) == 2:
+        U, V = (torch.as_tensor(x).to(A.device, A.dtype).clone() for x in init)
+        if U.shape != (B, m, rank) or V.shape != (B, n, rank):
+            raise ValueError(f"init must be U ({B}×{m}×{rank}) and V ({B}×{n}×{rank}); "
+                             f"got {tuple(U.shape)} and {tuple(V.shape)}")
+        return U, V
+    raise ValueError(f"init must be None, 'svd', 'random' or a (U, V) pair of tensors, got {init!r}")

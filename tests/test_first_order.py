@@ -141,3 +141,49 @@ def test_adam_sgd_sgd_phase_is_capped_where_the_projected_rate_would_diverge():
     k = res.info["switch_iteration"]
     assert k is not None and k < 2000 and res.stop_reason == "max_iter", res
     assert res.objective <= res.trace[k].objective
+
+
+def _stack(problems):
+    return torch.stack([p.A for p in problems]), torch.stack([p.W for p in problems])
+
+
+def test_batched_adam_takes_each_problem_through_the_solvers_own_iterates():
+    from solvers.adam import solve_batched
+
+    problems = [synthetic.heavy_tailed(m=30, n=20, rank=3, seed=s) for s in range(3)]
+    A, W = _stack(problems)
+    starts = [_random_init(p, seed=s) for s, p in enumerate(problems)]
+    U0, V0 = torch.stack([u for u, _ in starts]), torch.stack([v for _, v in starts])
+    settings = dict(lr=1.0, patience=2)  # a large rate: f rises now and then, and the plateau rule fires
+    U, V, f, done = solve_batched(A, W, 3, init=(U0, V0), max_iter=60, tol=0.0, **settings)
+    assert done == 60
+    never = solve_batched(A, W, 3, init=(U0, V0), max_iter=60, tol=0.0, lr=1.0, patience=0)[0]
+    decayed = [not torch.equal(U[b], never[b]) for b in range(3)]
+    assert any(decayed) and not all(decayed), decayed  # the rate is halved per problem, not for all
+    for b, p in enumerate(problems):
+        res = solvers.get("adam", **settings).solve(p, init=starts[b], max_iter=60, tol=0.0)
+        torch.testing.assert_close(U[b], res.U, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(V[b], res.V, rtol=1e-10, atol=1e-12)
+        assert float(f[b]) == pytest.approx(p.objective(U[b], V[b]), rel=1e-12)
+
+
+def test_batched_adam_reaches_planted_optima_and_stops_on_tol():
+    from solvers.adam import solve_batched
+
+    problems = [synthetic.planted(m=40, n=30, rank=3, seed=s) for s in range(4)]
+    A, W = _stack(problems)
+    U, V, f, done = solve_batched(A, W, 3, init="random", max_iter=20000, tol=1e-14)
+    norms = (W * A ** 2).sum(dim=(1, 2))
+    assert done < 20000 and bool((f / norms <= 1e-8).all()), (done, f / norms)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(A=torch.ones(2, 5, 4), W=torch.ones(2, 5, 3), rank=2), "one shape"),
+    (dict(A=torch.ones(2, 5, 4), W=torch.ones(2, 5, 4), rank=5), "rank must be in"),
+    (dict(A=torch.ones(2, 5, 4), W=torch.ones(2, 5, 4), rank=2, lr=-1.0), "lr must be positive"),
+])
+def test_batched_adam_rejects_bad_input(kwargs, message):
+    from solvers.adam import solve_batched
+
+    with pytest.raises(ValueError, match=message):
+        solve_batched(**kwargs)

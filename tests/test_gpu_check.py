@@ -29,11 +29,8 @@ def test_cpu_dry_run_prints_both_tables(capsys):
     assert gpu_check.main(["--device", "cpu", "--small", "--check-iters", "5", "--speed-iters", "5"]) == 0
     out = capsys.readouterr().out
     expected = [s for s in gpu_check.SOLVERS if s in solvers.available()]
-    try:
-        from solvers import als  # noqa: F401
-        expected.append("als (batched)")
-    except ImportError:
-        assert "als (batched)" in out.split("skipped (not registered here):", 1)[1].splitlines()[0]
+    expected += [f"{s} (batched)" for s in expected if gpu_check.batched_mode(s) is not None]
+    assert {"als (batched)", "adam (batched)"} <= set(expected)
     for title in ["correctness: float32 on cpu vs float64 on cpu", "throughput: float32 on cpu"]:
         names = [row.split("  ")[0].strip() for row in _table(out, title)]
         assert names == expected, (title, names)
@@ -53,10 +50,18 @@ def test_als_rows_agree_and_report_gflops():
     assert gpu_check.check_solver("als", p, CPU, iters=5)["rel diff"] <= 1e-4
     speed = gpu_check.speed_solver("als", p, CPU, iters=2, time_limit=10.0)
     assert speed["iters"] == 2 and float(speed["GFLOP/s"]) > 0 and float(speed["GEMM GFLOP/s"]) > 0
+
+
+@pytest.mark.parametrize("name", gpu_check.BATCHED)
+def test_batched_modes_agree_and_report_throughput(name):
+    mode = gpu_check.batched_mode(name)
+    if mode is None:
+        pytest.skip(f"solvers.{name} has no batched mode in this build")
     A, W = stacked_problems(*gpu_check.SMALL.batch)
     rank = gpu_check.SMALL.batch[-1]
-    assert gpu_check.check_batched(als, A, W, rank, CPU, iters=3)["rel diff"] <= 1e-4
-    batched = gpu_check.speed_batched(als, A, W, rank, CPU, sweeps=2)
+    assert gpu_check.check_batched(mode, A, W, rank, CPU, iters=3)["rel diff"] <= 1e-4
+    batched = gpu_check.speed_batched(mode, A, W, rank, CPU, iters=2)
+    assert batched["solver"] == f"{name} (batched)" and batched["iters"] == 2
     assert float(batched["matrices/s"]) > 0 and float(batched["GFLOP/s"]) > 0
 
 
