@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import threading
 from importlib.metadata import entry_points
 
 ENTRY_POINT_GROUP = "wlrbench.solvers"
 _REGISTRY: dict[str, type] = {}
 _discovered = False
+_discovering = False
+_discovery_lock = threading.RLock()
 
 
 def register(cls: type) -> None:
@@ -24,18 +27,29 @@ def register(cls: type) -> None:
 
 
 def discover() -> None:
-    """Import the solver modules of this package and the ``wlrbench.solvers`` entry points (once)."""
-    global _discovered
+    """Import the solver modules of this package and the ``wlrbench.solvers`` entry points (once).
+
+    Thread-safe: a thread that asks while another is discovering waits for the whole registry (several
+    threads solving at once used to see it half-filled: "unknown solver 'svd'"). A module that asks during
+    its own import, in the discovering thread, gets the registry as filled so far."""
+    global _discovered, _discovering
     if _discovered:
         return
-    _discovered = True
-    import solvers
+    with _discovery_lock:
+        if _discovered or _discovering:
+            return
+        _discovering = True
+        try:
+            import solvers
 
-    for mod in pkgutil.iter_modules(solvers.__path__):
-        if not mod.name.startswith("_"):
-            importlib.import_module(f"solvers.{mod.name}")
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        ep.load()
+            for mod in pkgutil.iter_modules(solvers.__path__):
+                if not mod.name.startswith("_"):
+                    importlib.import_module(f"solvers.{mod.name}")
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                ep.load()
+            _discovered = True
+        finally:
+            _discovering = False
 
 
 def available() -> list[str]:

@@ -68,3 +68,25 @@ def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
     finally:
         registry._REGISTRY.pop("plugin_bg", None)
         sys.modules.pop("my_wlra_plugin", None)
+
+
+def test_first_use_from_many_threads_at_once_sees_the_whole_registry():
+    script = """
+import threading
+import solvers
+start, errors = threading.Barrier(8), []
+def first_use():
+    start.wait()
+    try:
+        solvers.get("svd"); solvers.get("als")
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=first_use) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(len(errors), errors[:1])
+"""
+    for _ in range(3):  # a fresh process each time: discovery happens once per process
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("0 "), out.stdout
