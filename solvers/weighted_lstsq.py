@@ -193,16 +193,20 @@ def _cores_as_workers(device: torch.device):
     spinning for milliseconds (libgomp's default wait policy), so alternating intra-op-parallel GEMMs with
     Python-thread solves lost a core for that long on every chunk.
     On CUDA nothing changes (yields 1). torch's thread count is process-wide, so concurrent solves share one
-    save/restore (counted under a lock) and the count is restored when the last one leaves."""
+    save/restore (counted under a lock) and the count is restored when the last one leaves. Only a solve that
+    enters when no other is inside gets more than one worker: the workers of a chunk wait for each other at
+    the K barrier, so two solves sharing the pool's threads could each hold some while waiting for the rest.
+    A solve that enters while another runs works alone in its own thread."""
     if device.type != "cpu":
         yield 1
         return
     with _threads_lock:
-        if _threads_users[0] == 0:
+        alone = _threads_users[0] == 0
+        if alone:
             _threads_users[1] = torch.get_num_threads()
             torch.set_num_threads(1)
         _threads_users[0] += 1
-        workers = _threads_users[1]
+        workers = _threads_users[1] if alone else 1
     try:
         yield workers
     finally:

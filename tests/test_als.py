@@ -226,14 +226,37 @@ def test_bad_parameters_are_rejected():
         solvers.get("als", memory_budget=0)
 
 
-def test_thread_count_is_restored_after_concurrent_solves():
+def test_only_a_solve_that_enters_alone_splits_its_rows_over_the_pool():
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:  # workers of one chunk wait for each other at the K barrier: two solves must never share the pool
+        with weighted_lstsq._cores_as_workers(torch.device("cpu")) as first:
+            assert torch.get_num_threads() == 1
+            with weighted_lstsq._cores_as_workers(torch.device("cpu")) as second:
+                assert (first, second) == (3, 1)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_concurrent_solves_on_two_threads_finish_agree_and_restore_the_thread_count():
     import threading
 
-    before = torch.get_num_threads()
-    p = synthetic.heavy_tailed(m=30, n=20, rank=3)
-    workers = [threading.Thread(target=lambda: solvers.get("als").solve(p, max_iter=5)) for _ in range(3)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    assert torch.get_num_threads() == before
+    p = synthetic.heavy_tailed(m=120, n=90, rank=6)
+    expected = solvers.get("als").solve(p, max_iter=4, tol=0.0)
+    before, results = torch.get_num_threads(), []
+    torch.set_num_threads(2)  # rows split over two workers that meet at the K barrier
+    try:
+        workers = [threading.Thread(target=lambda: results.append(solvers.get("als").solve(p, max_iter=4, tol=0.0)),
+                                    daemon=True) for _ in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=120)
+        assert not any(w.is_alive() for w in workers), "concurrent solves deadlocked"
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert len(results) == 4
+    for res in results:
+        torch.testing.assert_close(res.U, expected.U, rtol=1e-10, atol=1e-12)
