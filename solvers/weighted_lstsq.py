@@ -22,7 +22,8 @@ R x = y follows. Nearly all of the r³/3 FLOPs thus run in batched GEMMs; LAPACK
 a per-matrix LAPACK Cholesky of the whole r×r system ran at about a tenth of GEMM speed (5 GFLOP/s on a
 2-core AVX-512 VM, against 50 for the batched GEMMs). β ≈ √r balances the r/β small factorisations against
 the GEMMs' inner dimension (measured best within 10 % for r = 64 … 1024). On the CPU the rows are processed in
-sub-batches of about 8 MiB so that each one's working set stays in cache (1.1–1.5× faster at r = 96 … 209).
+sub-batches of about 8 MiB per intra-op thread so that the working set stays in cache (1.1–1.6× faster than
+one batch at r = 96 … 209).
 
 Regularisation is a *proximal* ridge: given a centre c_i (the current row, or 0), the row minimises
 
@@ -36,7 +37,7 @@ matrix is formed again and the row falls back to the minimum-norm correction fro
 (eigenvalues below r·eps·λ_max dropped), which still cannot increase f_i.
 
 Memory: rows are processed in chunks and column pairs in blocks sized from ``memory_budget`` (bytes), so the
-chunk × r × (r+1) augmented systems, the two n × block K buffers and the chunk × block G never exceed it (one row and one
+chunk × r × (r+1) augmented systems, the n × block K and the chunk × block G never exceed it (one row and one
 pair-row k are always processed, whatever the budget). Everything carries a leading batch dimension B, so
 ``solvers.als.solve_batched`` advances B problems with the same batched GEMMs and Cholesky.
 
@@ -46,11 +47,6 @@ Cost of one call on B problems of m rows (FLOPs, as counted by ``bench/als_perf.
 """
 from __future__ import annotations
 
-import functools
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-
 import torch
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of scratch for one chunk (1 GiB)
@@ -59,10 +55,10 @@ DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of scratch for one chunk (1 GiB)
 class Workspace:
     """Scratch buffers kept from one call to the next: pass one workspace to every half-sweep of a solve.
 
-    Each worker's augmented systems and K/G blocks are prefixes of buffers that stay mapped, so only the first
+    The augmented systems and the K/G blocks are prefixes of buffers that stay mapped, so only the first
     half-sweeps page them in. Freshly allocated scratch of that size (tens to hundreds of MiB; glibc hands
-    such blocks back to the kernel on free) costs a page fault per 4 KiB, and the faults of the cores'
-    threads serialise: reusing the buffers made a float32 1536×576 r209 sweep 15 % faster on the 2-core VM.
+    such blocks back to the kernel on free) costs a page fault per 4 KiB: reusing the buffers made a float32
+    1536×576 r209 sweep 17 % faster on the 2-core VM.
     A buffer grows to the largest request seen, so a workspace holds at most the scratch of the larger of
     the two half-sweeps' shapes for each buffer (at most 2 × ``memory_budget``) until it is dropped."""
 
@@ -104,59 +100,36 @@ def plan(batch: int, m: int, n: int, r: int, element_size: int, memory_budget: i
     """(rows per chunk, pairs per block) keeping one chunk's scratch within ``memory_budget`` bytes.
 
     Half the budget goes to per-row tensors (the augmented systems [H | b], r(r+1), plus residual rows, 3n, and
-    right-hand sides), half to the pair blocks (K, double-buffered: 2n per pair; G: rows per pair). The rows
-    are then spread evenly over the chunks. The solve's own scratch is per sub-batch (``_SUB_BATCH_BYTES`` on
+    right-hand sides), half to the pair blocks (K: n per pair; G: rows per pair). The rows are then spread
+    evenly over the chunks. The solve's own scratch is per sub-batch (``_SUB_BATCH_BYTES`` on
     the CPU) or, on CUDA, O(rows·r·β), well inside the per-row share."""
     if memory_budget <= 0:
         raise ValueError(f"memory_budget must be positive bytes, got {memory_budget}")
     half = memory_budget / (2 * batch * element_size)
     rows = int(max(1, min(m, half // (r * (r + 1) + 3 * n + 4 * r))))
     rows = -(-m // -(-m // rows))                            # equal chunks: no small last one to pay for K again
-    pairs = int(max(r, half // (2 * n + rows)))
+    pairs = int(max(r, half // (n + rows)))
     return rows, pairs
 
 
-class _PairBlocks:
-    """The column blocks of K, built together by the ``parties`` worker threads that share a chunk's rows.
-
-    For block k ∈ [k0, k1): K_{j,(k,l)} = V_jk V_jl for l ∈ [k0, r) ((B, n, k1 − k0, r − k0)). Each worker
-    computes its own slice of K's n rows, then waits at a barrier for the others, so K is built once, in
-    parallel, and read by every worker's GEMM. Blocks alternate between two ``workspace`` buffers (sized for
-    the widest block): a worker can only start writing block b+2 into block b's buffer after the barrier of
-    block b+1, which every worker reaches only after its GEMM on block b. Reused buffers matter: freshly
-    allocated ones cost a page fault per 4 KiB, which made building K 13× slower at r = 512."""
-
-    def __init__(self, V: torch.Tensor, blocks, workspace: Workspace, parties: int):
-        B, n, r = V.shape
-        width = max((k1 - k0) * (r - k0) for k0, k1 in blocks)
-        self.V, self.blocks, self.parties = V, blocks, parties
-        self.buffers = [workspace.get(f"K{t}", B * n * width, V) for t in range(2)]
-        self.barrier = threading.Barrier(parties)
-
-    def get(self, worker: int, index: int) -> torch.Tensor:
-        """Block ``index`` of K, once every worker has built its slice (call in order, from every worker)."""
-        V, (k0, k1) = self.V, self.blocks[index]
-        B, n, r = V.shape
-        K = self.buffers[index % 2][:B * n * (k1 - k0) * (r - k0)].view(B, n, k1 - k0, r - k0)
-        step = -(-n // self.parties)
-        j = slice(worker * step, (worker + 1) * step)
-        torch.mul(V[:, j, k0:k1, None], V[:, j, None, k0:], out=K[:, j])
-        self.barrier.wait()
-        return K
-
-
-def _upper_normal_matrices(Wc: torch.Tensor, pair_blocks: _PairBlocks, out: torch.Tensor, G_buffer: torch.Tensor,
-                           worker: int = 0) -> None:
+def _upper_normal_matrices(Wc: torch.Tensor, V: torch.Tensor, blocks, out: torch.Tensor,
+                           workspace: Workspace) -> None:
     """Write the upper triangle (k ≤ l) of every H_i = Vᵀ diag(W_i) V into ``out[..., :r]`` (B, rows, r, ≥ r),
-    one GEMM G = W·K per block of ``pair_blocks`` into a prefix of ``G_buffer``. Block k ∈ [k0, k1) fills rows
-    k0:k1 of every H_i from the diagonal rightwards (a plain strided copy; the block's diagonal square is
-    written in full). Entries below the diagonal outside those squares are left as they were."""
+    one GEMM G = W·K per column block. For the block k ∈ [k0, k1): K_{j,(k,l)} = V_jk V_jl for l ∈ [k0, r), so
+    G fills rows k0:k1 of every H_i from the diagonal rightwards (a plain strided copy; the block's diagonal
+    square is written in full). Entries below the diagonal outside those squares are left as they were.
+    K and G are prefixes of two ``workspace`` buffers sized for the widest block, reused by every block:
+    freshly allocated ones cost a page fault per 4 KiB, which made building K 13× slower at r = 512 (a third
+    of the GEMM time)."""
     B, rows, n = Wc.shape
-    for index, (k0, k1) in enumerate(pair_blocks.blocks):
-        K = pair_blocks.get(worker, index)
-        h, w = K.shape[-2:]
+    r = V.shape[-1]
+    width = max((k1 - k0) * (r - k0) for k0, k1 in blocks)
+    K_buffer, G_buffer = workspace.get("K", B * n * width, Wc), workspace.get("G", B * rows * width, Wc)
+    for k0, k1 in blocks:
+        h, w = k1 - k0, r - k0
+        K = torch.mul(V[:, :, k0:k1, None], V[:, :, None, k0:], out=K_buffer[:B * n * h * w].view(B, n, h, w))
         G = torch.matmul(Wc, K.view(B, n, h * w), out=G_buffer[:B * rows * h * w].view(B, rows, h * w))
-        out[:, :, k0:k1, k0:k0 + w] = G.view(B, rows, h, w)
+        out[:, :, k0:k1, k0:r] = G.view(B, rows, h, w)
 
 
 def _normal_matrices(Wc: torch.Tensor, V: torch.Tensor, blocks) -> torch.Tensor:
@@ -164,8 +137,7 @@ def _normal_matrices(Wc: torch.Tensor, V: torch.Tensor, blocks) -> torch.Tensor:
     B, rows, _ = Wc.shape
     r = V.shape[-1]
     H = Wc.new_empty(B, rows, r, r)
-    G = Wc.new_empty(B * rows * max((k1 - k0) * (r - k0) for k0, k1 in blocks))
-    _upper_normal_matrices(Wc, _PairBlocks(V, blocks, Workspace(), 1), H, G)
+    _upper_normal_matrices(Wc, V, blocks, H, Workspace())
     return H.triu_() + H.triu(1).mT
 
 
@@ -179,49 +151,7 @@ def normal_matrices(W: torch.Tensor, V: torch.Tensor, memory_budget: int = DEFAU
     return torch.cat([_normal_matrices(W[None, i:i + rows], V[None], blocks)[0] for i in range(0, m, rows)])
 
 
-_threads_lock = threading.Lock()
-_threads_users = [0, 1]  # [solves inside the context now, thread count to restore]
-
-
-@contextmanager
-def _cores_as_workers(device: torch.device):
-    """Yield how many worker threads should share the rows: on the CPU, torch's intra-op thread count, which is
-    set to 1 for the duration. Rows are independent, so each worker runs the whole kernel on its share of them
-    with single-threaded ops (torch releases the GIL); only the blocks of K are shared (``_PairBlocks``).
-    Two measured reasons (2-core VM): the blocked solve's small batched ops and β×β LAPACK calls barely speed
-    up with intra-op threads; and an OpenMP team that has just run a parallel region keeps its threads
-    spinning for milliseconds (libgomp's default wait policy), so alternating intra-op-parallel GEMMs with
-    Python-thread solves lost a core for that long on every chunk.
-    On CUDA nothing changes (yields 1). torch's thread count is process-wide, so concurrent solves share one
-    save/restore (counted under a lock) and the count is restored when the last one leaves. Only a solve that
-    enters when no other is inside gets more than one worker: the workers of a chunk wait for each other at
-    the K barrier, so two solves sharing the pool's threads could each hold some while waiting for the rest.
-    A solve that enters while another runs works alone in its own thread."""
-    if device.type != "cpu":
-        yield 1
-        return
-    with _threads_lock:
-        alone = _threads_users[0] == 0
-        if alone:
-            _threads_users[1] = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _threads_users[0] += 1
-        workers = _threads_users[1] if alone else 1
-    try:
-        yield workers
-    finally:
-        with _threads_lock:
-            _threads_users[0] -= 1
-            if _threads_users[0] == 0:
-                torch.set_num_threads(_threads_users[1])
-
-
-@functools.lru_cache(maxsize=None)
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(workers, thread_name_prefix="wlrbench-solve")
-
-
-_SUB_BATCH_BYTES = 8 << 20  # CPU: systems factorised together, sized to stay in cache (see module docstring)
+_SUB_BATCH_BYTES = 8 << 20  # CPU, per intra-op thread: systems factorised together, sized to stay in cache
 
 
 def _cholesky_solve_(Hg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -272,23 +202,23 @@ def _add_ridge_(H: torch.Tensor, reg: float) -> None:
 
 
 def _solve_rows(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, centre: torch.Tensor | None, reg: float,
-                pair_blocks: _PairBlocks, workspace: Workspace, worker: int) -> torch.Tensor:
-    """The kernel on one worker's rows (B, rows, n): their residuals and right-hand sides, augmented systems
-    [H + λI | g] (in the worker's ``workspace`` buffers, the normal matrices from the shared ``pair_blocks``),
-    the blocked Cholesky solve (in cache-sized sub-batches on the CPU) and, for any row whose factorisation
-    failed, its system formed again and solved by ``_pinv_solve``. Returns their U (B, rows, r)."""
+                blocks, workspace: Workspace) -> torch.Tensor:
+    """The kernel on one chunk of rows (B, rows, n): their residuals and right-hand sides, augmented systems
+    [H + λI | g] (in ``workspace`` buffers), the blocked Cholesky solve (in cache-sized sub-batches on the
+    CPU) and, for any row whose factorisation failed, its system formed again and solved by ``_pinv_solve``.
+    Returns their U (B, rows, r)."""
     B, rows, _ = A.shape
     r = V.shape[-1]
     R = A if centre is None else A - centre @ V.mT
     g = torch.matmul(W * R, V)                               # Vᵀ (W_i ⊙ residual_i) for every row
     del R
-    Hg = workspace.get(f"systems{worker}", B * rows * r * (r + 1), A).view(B, rows, r, r + 1)
+    Hg = workspace.get("systems", B * rows * r * (r + 1), A).view(B, rows, r, r + 1)
     Hg[..., r] = g
-    width = max((k1 - k0) * (r - k0) for k0, k1 in pair_blocks.blocks)
-    _upper_normal_matrices(W, pair_blocks, Hg, workspace.get(f"G{worker}", B * rows * width, A), worker)
+    _upper_normal_matrices(W, V, blocks, Hg, workspace)
     _add_ridge_(Hg, reg)
     systems, total = Hg.view(B * rows, r, r + 1), B * rows
-    sub = max(1, _SUB_BATCH_BYTES // (r * (r + 1) * A.element_size())) if A.device.type == "cpu" else total
+    on_cpu = A.device.type == "cpu"
+    sub = max(1, _SUB_BATCH_BYTES * torch.get_num_threads() // (r * (r + 1) * A.element_size())) if on_cpu else total
     d = A.new_empty(total, r)
     failed = torch.empty(total, dtype=torch.bool, device=A.device)
     for i in range(0, total, sub):
@@ -296,7 +226,7 @@ def _solve_rows(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, centre: torch
     del Hg, systems
     d = d.view(B, rows, r)
     for b, row in failed.view(B, rows).nonzero().tolist():  # rare: form the system again, solve it by eigh
-        H = _normal_matrices(W[b:b + 1, row:row + 1], V[b:b + 1], pair_blocks.blocks)[0]
+        H = _normal_matrices(W[b:b + 1, row:row + 1], V[b:b + 1], blocks)[0]
         _add_ridge_(H, reg)
         d[b, row] = _pinv_solve(H, g[b, row:row + 1])[0]
     return d if centre is None else centre + d
@@ -308,10 +238,9 @@ def row_solve(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, centre: torch.T
     """Solve every row's (proximal) ridge-regularised weighted least squares; see the module docstring.
 
     A, W: (B, m, n) (any strides: transposed views are fine); V: (B, n, r); centre: (B, m, r) or None (0).
-    Returns U (B, m, r). Rows are processed in chunks; on the CPU each chunk's rows are split over the cores
-    (``_cores_as_workers``), which build the blocks of K together (``_PairBlocks``). Scratch memory stays
-    within ``memory_budget`` bytes (``plan``), held in ``workspace`` (a new one if None: pass the same one to
-    repeated calls to keep it mapped).
+    Returns U (B, m, r). Rows are processed in chunks; scratch memory stays within ``memory_budget`` bytes
+    (``plan``), held in ``workspace`` (a new one if None: pass the same one to repeated calls to keep it
+    mapped). Parallelism is torch's own (intra-op threads, or the GPU).
     """
     B, m, n = A.shape
     r = V.shape[-1]
@@ -321,30 +250,9 @@ def row_solve(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, centre: torch.T
     workspace = Workspace() if workspace is None else workspace
     rows, pairs = plan(B, m, n, r, A.element_size(), memory_budget)
     blocks = _column_blocks(r, pairs)
-    with _cores_as_workers(A.device) as workers:
-        for start in range(0, m, rows):
-            stop = min(m, start + rows)
-            share = -(-(stop - start) // workers)
-            spans = [(i, min(stop, i + share)) for i in range(start, stop, share)]
-            pair_blocks = _PairBlocks(V, blocks, workspace, len(spans))
-
-            def solve(worker: int) -> None:
-                i, j = spans[worker]
-                try:
-                    out[:, i:j] = _solve_rows(A[:, i:j], W[:, i:j], V, None if centre is None else centre[:, i:j],
-                                              reg, pair_blocks, workspace, worker)
-                except BaseException:
-                    pair_blocks.barrier.abort()              # release the others from the block barrier
-                    raise
-
-            if len(spans) == 1:
-                solve(0)
-                continue
-            errors = [f.exception() for f in [_pool(workers).submit(solve, w) for w in range(len(spans))]]
-            first = next((e for e in errors if e is not None and not isinstance(e, threading.BrokenBarrierError)),
-                         next((e for e in errors if e is not None), None))
-            if first is not None:
-                raise first
+    for i in range(0, m, rows):
+        out[:, i:i + rows] = _solve_rows(A[:, i:i + rows], W[:, i:i + rows], V,
+                                         None if centre is None else centre[:, i:i + rows], reg, blocks, workspace)
     return out
 
 
