@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import torch
 
-from solvers.first_order import MomentumSolver, MomentumState, Plateau, factor_scale
-from solvers.initial import batched_initial_factors
+from solvers.first_order import MomentumSolver, MomentumState, Plateau
+from solvers.initial import batched_initial_factors, factor_scale
 from solvers.objective import value_and_grad
 
 

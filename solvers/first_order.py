@@ -13,7 +13,7 @@ real Fisher weights (W ~ 1e-10, A ~ 1e-2):
       L_U = 2 max_i min(max_j W_ij ‖V‖₂², Σ_j W_ij ‖v_j‖²) + 2 √(max W · f)      (L_V symmetrically).
   Steps lr / L_U, lr / L_V are invariant to rescaling W and A, and per-block steps are not fooled by an
   imbalance U → U T, V → V T⁻ᵀ (which gradient flow preserves). Cost O(mn + (m + n) r²).
-- ``factor_scale``: the typical entry of balanced factors with ‖U Vᵀ‖_F = ‖A‖_F, s = (‖A‖_F / √(mnr))^½;
+- ``solvers.initial.factor_scale``: the typical entry of balanced factors with ‖U Vᵀ‖_F = ‖A‖_F, s = (‖A‖_F / √(mnr))^½;
   Adam moves every coordinate by about lr per step, so its step is lr·s.
 - ``balance``: U, V → U', V' with U'V'ᵀ = UVᵀ and U'ᵀU' = V'ᵀV' (QR of each, SVD of the r×r core), which evens
   out the block curvatures L_U ≈ L_V. Cost O((m + n) r²).
@@ -65,13 +65,6 @@ class Curvature:
 def inner(a: tuple, b: tuple) -> float:
     """⟨a, b⟩ summed over paired blocks, e.g. inner((dU, dV), (gU, gV)) = Σ dU⊙gU + Σ dV⊙gV."""
     return float(sum((x * y).sum() for x, y in zip(a, b)))
-
-
-def factor_scale(A: torch.Tensor, rank: int) -> torch.Tensor:
-    """s = (‖A‖_F / √(mnr))^½: the entry size of balanced rank-r factors of a matrix as large as A (m×n, or a
-    batch (B, m, n): one s per problem, shape A.shape[:-2])."""
-    m, n = A.shape[-2:]
-    return (torch.linalg.matrix_norm(A).double() / math.sqrt(m * n * rank)).sqrt()
 
 
 def balance(U: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

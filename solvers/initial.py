@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from solvers.linalg import balanced_factors
@@ -16,11 +18,18 @@ from solvers.result import SolveResult
 BASELINES = ("svd", "fwsvd_row", "fwsvd_col", "fwsvd_two_sided", "separable")
 
 
+def factor_scale(A: torch.Tensor, rank: int) -> torch.Tensor:
+    """s = (‖A‖_F / √(mnr))^½: the entry size of balanced rank-r factors of a matrix as large as A (m×n, or a
+    batch (B, m, n): one s per problem, shape A.shape[:-2]; float64)."""
+    m, n = A.shape[-2:]
+    return (torch.linalg.matrix_norm(A).double() / math.sqrt(m * n * rank)).sqrt()
+
+
 def random_factors(dp) -> tuple[torch.Tensor, torch.Tensor]:
-    """U, V with i.i.d. N(0, s²) entries, s⁴ = ‖A‖_F² / (m n r), so E‖U Vᵀ‖_F² = ‖A‖_F²."""
+    """U, V with i.i.d. N(0, s²) entries, s = ``factor_scale``, so E‖U Vᵀ‖_F² = ‖A‖_F²."""
     m, n = dp.shape
     r = dp.rank
-    scale = (float(torch.linalg.matrix_norm(dp.A)) / (m * n * r) ** 0.5) ** 0.5
+    scale = float(factor_scale(dp.A, r))
     return dp.randn(m, r) * scale, dp.randn(n, r) * scale
 
 
@@ -73,7 +82,7 @@ def batched_initial_factors(A: torch.Tensor, rank: int, init, seed: int) -> tupl
         return balanced_factors(P[..., :rank], s[..., :rank, None].mT, Qh[..., :rank, :].mT)
     if init == "random":
         g = torch.Generator().manual_seed(int(seed))
-        scale = (torch.linalg.matrix_norm(A).double().cpu() / (m * n * rank) ** 0.5).sqrt()[:, None, None]
+        scale = factor_scale(A, rank).cpu()[:, None, None]
         U = torch.randn(B, m, rank, generator=g, dtype=torch.float64) * scale
         V = torch.randn(B, n, rank, generator=g, dtype=torch.float64) * scale
         return U.to(A.device, A.dtype), V.to(A.device, A.dtype)

@@ -217,13 +217,13 @@ def _solve_rows(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, centre: torch
     _upper_normal_matrices(W, V, blocks, Hg, workspace)
     _add_ridge_(Hg, reg)
     systems, total = Hg.view(B * rows, r, r + 1), B * rows
-    on_cpu = A.device.type == "cpu"
-    sub = max(1, _SUB_BATCH_BYTES * torch.get_num_threads() // (r * (r + 1) * A.element_size())) if on_cpu else total
+    sub = total
+    if A.device.type == "cpu":
+        sub = max(1, _SUB_BATCH_BYTES * torch.get_num_threads() // (r * (r + 1) * A.element_size()))
     d = A.new_empty(total, r)
     failed = torch.empty(total, dtype=torch.bool, device=A.device)
     for i in range(0, total, sub):
         d[i:i + sub], failed[i:i + sub] = _cholesky_solve_(systems[i:i + sub])
-    del Hg, systems
     d = d.view(B, rows, r)
     for b, row in failed.view(B, rows).nonzero().tolist():  # rare: form the system again, solve it by eigh
         H = _normal_matrices(W[b:b + 1, row:row + 1], V[b:b + 1], blocks)[0]
