@@ -1,14 +1,15 @@
-"""Every registered solver × every conformance check (solvers.testing)."""
+"""Every registered solver × every conformance check (solvers.testing); ``-m cuda`` selects the CUDA ones."""
 import pytest
 import torch
 
 import solvers
 from solvers.testing import CHECKS, check_cuda
 
+_CUDA = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
+_CASES = [pytest.param(check, marks=_CUDA if check is check_cuda else (), id=check.__name__) for check in CHECKS]
 
-@pytest.mark.parametrize("check", CHECKS, ids=[c.__name__ for c in CHECKS])
+
+@pytest.mark.parametrize("check", _CASES)
 @pytest.mark.parametrize("name", solvers.available())
 def test_conformance(name, check):
-    if check is check_cuda and not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
     check(name)
