@@ -172,9 +172,9 @@ class BatchedMode:
         return f"{self.name} (batched)"
 
 
-BATCHED = ("als", "adam")  # solvers whose module has a ``solve_batched``
-_MODELS = {"als": (als_sweep_flops, als_gemm_shape),
+_MODELS = {"als": (als_sweep_flops, als_gemm_shape),          # FLOP model and reference GEMM per batched mode
            "adam": (first_order_iteration_flops, lambda m, n, r: (m, n, r))}
+BATCHED = tuple(_MODELS)  # solvers whose module has a ``solve_batched``
 
 
 def batched_mode(name: str) -> BatchedMode | None:

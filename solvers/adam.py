@@ -80,12 +80,8 @@ def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *, max_iter: int 
     iterates diverge (too large an ``lr``) is not stopped: its objective ends far above Σ W A² (or non-finite),
     and the other problems, which share only the batched products, are unaffected.
     """
-    if A.dim() != 3 or A.shape != W.shape:
-        raise ValueError(f"A and W must be (B, m, n) tensors of one shape, got {tuple(A.shape)}, {tuple(W.shape)}")
-    if not 1 <= rank <= min(A.shape[1:]):
-        raise ValueError(f"rank must be in [1, {min(A.shape[1:])}], got {rank}")
     Adam(lr=lr, beta1=beta1, beta2=beta2, eps=eps, patience=patience)  # validates the parameters
-    U, V = batched_initial_factors(A, rank, init, seed)
+    U, V = batched_initial_factors(A, W, rank, init, seed)
     per_problem = lambda t: t.to(A.dtype)[:, None, None]  # noqa: E731 - (B,) → broadcast over (B, ·, r)
     scale, plateau, rate = per_problem(factor_scale(A, rank)), Plateau(patience), lr
     first_u, first_v, second_u, second_v = (torch.zeros_like(X) for X in (U, V, U, V))  # Adam's moments

@@ -70,11 +70,7 @@ def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *, max_iter: int 
     init: None/"svd" (truncated SVD of each A, balanced), "random" (seeded Gaussian), or (U, V) tensors.
     Returns U (B, m, r), V (B, n, r), the objectives (B,) float64 and the number of sweeps done.
     """
-    if A.dim() != 3 or A.shape != W.shape:
-        raise ValueError(f"A and W must be (B, m, n) tensors of one shape, got {tuple(A.shape)}, {tuple(W.shape)}")
-    if not 1 <= rank <= min(A.shape[1:]):
-        raise ValueError(f"rank must be in [1, {min(A.shape[1:])}], got {rank}")
-    U, V = batched_initial_factors(A, rank, init, seed)
+    U, V = batched_initial_factors(A, W, rank, init, seed)
     f = batched_objective(A, W, U, V)
     it, workspace = 0, Workspace()
     while it < max_iter:

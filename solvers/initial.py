@@ -72,10 +72,16 @@ def initial_factors(init, dp, *, seed: int = 0) -> tuple[torch.Tensor, torch.Ten
     return U, V
 
 
-def batched_initial_factors(A: torch.Tensor, rank: int, init, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Starting factors U (B, m, r), V (B, n, r) for B stacked problems A (B, m, n) (the batched solvers'
+def batched_initial_factors(A: torch.Tensor, W: torch.Tensor, rank: int, init,
+                            seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Starting factors U (B, m, r), V (B, n, r) for B stacked problems A, W (B, m, n) (the batched solvers'
     ``init``): None or "svd" (each A's truncated SVD, balanced), "random" (seeded Gaussian scaled as in
-    ``random_factors``, per problem) or a (U, V) pair of tensors of those shapes."""
+    ``random_factors``, per problem) or a (U, V) pair of tensors of those shapes. Checks the stack first:
+    A and W of one (B, m, n) shape, 1 ≤ rank ≤ min(m, n) (ValueError otherwise)."""
+    if A.dim() != 3 or A.shape != W.shape:
+        raise ValueError(f"A and W must be (B, m, n) tensors of one shape, got {tuple(A.shape)}, {tuple(W.shape)}")
+    if not 1 <= rank <= min(A.shape[1:]):
+        raise ValueError(f"rank must be in [1, {min(A.shape[1:])}], got {rank}")
     B, m, n = A.shape
     if init is None or init == "svd":
         P, s, Qh = torch.linalg.svd(A, full_matrices=False)
