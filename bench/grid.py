@@ -100,11 +100,7 @@ def parse_solver_specs(specs) -> list[tuple[str, dict]]:
                 raise ValueError("'all' takes no parameters")
             expanded = [(n, {}) for n in solvers.available()]
         else:
-            cls = solvers.solver_class(name)
-            unknown = sorted(set(params) - set(cls.parameters))
-            if unknown:
-                known = ", ".join(cls.parameters) or "none"
-                raise ValueError(f"solver {name!r} has no parameter(s) {', '.join(unknown)}; its parameters: {known}")
+            solvers.solver_class(name).check_param_names(params)
             expanded = [(name, p) for p in expand_grid(params)]
         out.extend(e for e in expanded if e not in out)
     return out

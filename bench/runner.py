@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import math
 import os
 import sys
 from contextlib import closing
@@ -23,7 +24,8 @@ from bench.executors import make_executor
 from bench.grid import parse_solver_specs, split_top_level
 from bench.task import Task
 from problems.problem import Problem, rank_for_param_ratio
-from solvers.base import resolve_device, resolve_dtype
+from solvers.budget import TIME_LIMIT, check_budget
+from solvers.device import resolve_device, resolve_dtype
 
 PLUGINS_ENV = "WLRBENCH_PLUGINS"
 UNLIMITED_WALL = 3600.0  # the default wall-clock limit of a run without a time limit
@@ -77,16 +79,15 @@ def plan(problems, solver_specs, *, ranks=None, param_ratios=None, seeds=(0,), d
     specs = parse_solver_specs(solver_specs)
     if not specs:
         raise ValueError("no solvers given")
-    seeds = [int(s) for s in seeds]
+    seeds = [check_budget(seed=s)["seed"] for s in seeds]
     if not seeds:
         raise ValueError("no seeds given")
-    if max_iter is not None and (int(max_iter) != max_iter or max_iter < 0):
-        raise ValueError(f"max_iter must be a non-negative integer, got {max_iter}")
-    for what, value in (("time_limit", time_limit), ("wall_limit", wall_limit)):
-        if value is not None and not value > 0:
-            raise ValueError(f"{what} must be positive seconds, got {value}")
+    budget = check_budget(max_iter=max_iter, time_limit=time_limit)
+    max_iter, time_limit = budget["max_iter"], budget["time_limit"]
+    # wall_limit: None → the default; inf → never killed (None in the task); else positive seconds
+    wall_limit = default_wall_limit(time_limit) if wall_limit is None else TIME_LIMIT.validate(wall_limit, "wall_limit")
+    wall_limit = None if math.isinf(wall_limit) else wall_limit
     device = str(resolve_device(device) if check_device else torch.device(device or "cpu"))
-    wall_limit = wall_limit if wall_limit is not None else default_wall_limit(time_limit)
     tasks, skipped, seen = [], [], set()
     for problem in problems:
         digest = problem_digest(problem)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from solvers.objective import weighted_squared_error
+from problems.objective import weighted_squared_error
 
 
 def _as_float_tensor(x: Any, what: str) -> torch.Tensor:
@@ -109,7 +109,7 @@ class Problem:
     @cached_property
     def weighted_norm(self) -> float:
         """Σ W A², the objective of the zero matrix (the rel_error normaliser), in float64."""
-        return weighted_squared_error(self.A, self.W)
+        return float(weighted_squared_error(self.A, self.W))
 
     def objective(self, U, V) -> float:
         """Raw f(U, V) = Σ W (A − U Vᵀ)², computed in float64 on the CPU."""
@@ -119,8 +119,8 @@ class Problem:
             raise ValueError(f"factors must be U (m×k) and V (n×k) with m={m}, n={n}; "
                              f"got U {tuple(U.shape)}, V {tuple(V.shape)}")
         # float64 factors promote each chunk of A and W to float64 inside weighted_squared_error.
-        return weighted_squared_error(self.A, self.W,
-                                      U.detach().to("cpu", torch.float64), V.detach().to("cpu", torch.float64))
+        return float(weighted_squared_error(self.A, self.W, U.detach().to("cpu", torch.float64),
+                                            V.detach().to("cpu", torch.float64)))
 
     def rel_error(self, U, V) -> float:
         """f(U, V) / Σ W A²: 0 for an exact fit, 1 for the zero matrix."""

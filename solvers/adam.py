@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import torch
 
-from solvers.first_order import MomentumSolver, MomentumState, Plateau
+from solvers.first_order import (BATCH_ROWS, MOMENTUM, PATIENCE, FirstOrderSolver, MomentumSolver, MomentumState,
+                                 Plateau)
 from solvers.initial import batched_initial_factors, factor_scale
 from solvers.objective import value_and_grad
+from solvers.params import Real
 
 
 def relative_eps(eps: float, grad_u: torch.Tensor, grad_v: torch.Tensor) -> torch.Tensor:
@@ -41,34 +43,8 @@ def adam_displacement(g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, k: int,
     return -(alpha / (1 - beta1 ** k)) * m / denom
 
 
-class Adam(MomentumSolver):
-    """Adam on (U, V); see the module docstring for the update and how ``lr`` is scaled."""
-
-    name = "adam"
-    parameters = {"lr": 1e-2, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "batch_rows": 0, "patience": 200}
-    exact_on = frozenset({"constant", "separable", "planted", "completion"})
-
-    def prepare(self, dp, state: MomentumState) -> None:
-        state.extra["scale"] = float(factor_scale(dp.A, dp.rank))
-        for key in ("mU", "mV", "vU", "vV"):
-            state.buffers[key] = torch.zeros_like(state.U if key.endswith("U") else state.V)
-
-    def adam_steps(self, state: MomentumState, grad_u, grad_v) -> tuple[torch.Tensor, torch.Tensor]:
-        """Advance the moments and return Adam's displacements (ΔU, ΔV) for this iteration, O((m + n) r)."""
-        if "eps" not in state.extra:  # ε relative to the first gradient's RMS (scale invariance)
-            state.extra["eps"] = float(relative_eps(self.params["eps"], grad_u, grad_v))
-        p, buf = self.params, state.buffers
-        alpha = state.lr * state.extra["scale"]
-        return tuple(adam_displacement(g, buf[f"m{x}"], buf[f"v{x}"], state.k, p["beta1"], p["beta2"], alpha,
-                                       state.extra["eps"]) for g, x in ((grad_u, "U"), (grad_v, "V")))
-
-    def update(self, dp, state: MomentumState, f, grad_u, grad_v) -> None:
-        du, dv = self.adam_steps(state, grad_u, grad_v)
-        state.U, state.V = state.U + du, state.V + dv
-
-
-def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *, max_iter: int = Adam.default_max_iter,
-                  tol: float = Adam.default_tol, lr: float = 1e-2, beta1: float = 0.9, beta2: float = 0.999,
+def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *,
+                  max_iter: int = FirstOrderSolver.default_max_iter, tol: float = FirstOrderSolver.default_tol, lr: float = 1e-2, beta1: float = 0.9, beta2: float = 0.999,
                   eps: float = 1e-8, patience: int = 200, seed: int = 0, init=None):
     """Full-batch Adam on B problems at once: A, W (B, m, n) on any device, float32/float64.
 
@@ -99,3 +75,33 @@ def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *, max_iter: int 
         V = V + adam_displacement(grad_v, first_v, second_v, it, beta1, beta2, alpha, eps_b)
         rate = rate * per_problem(plateau.observe(f))
         f_prev = f
+
+
+class Adam(MomentumSolver):
+    """Adam on (U, V); see the module docstring for the update and how ``lr`` is scaled."""
+
+    name = "adam"
+    parameters = {"lr": Real(1e-2, gt=0, doc="step as a fraction of the factors' entry size s"),
+                  "beta1": MOMENTUM, "beta2": Real(0.999, ge=0, lt=1),
+                  "eps": Real(1e-8, gt=0, doc="relative to the first gradient's RMS"),
+                  "batch_rows": BATCH_ROWS, "patience": PATIENCE}
+    exact_on = frozenset({"constant", "separable", "planted", "completion"})
+    solve_batched = staticmethod(solve_batched)
+
+    def prepare(self, dp, state: MomentumState) -> None:
+        state.extra["scale"] = float(factor_scale(dp.A, dp.rank))
+        for key in ("mU", "mV", "vU", "vV"):
+            state.buffers[key] = torch.zeros_like(state.U if key.endswith("U") else state.V)
+
+    def adam_steps(self, state: MomentumState, grad_u, grad_v) -> tuple[torch.Tensor, torch.Tensor]:
+        """Advance the moments and return Adam's displacements (ΔU, ΔV) for this iteration, O((m + n) r)."""
+        if "eps" not in state.extra:  # ε relative to the first gradient's RMS (scale invariance)
+            state.extra["eps"] = float(relative_eps(self.params["eps"], grad_u, grad_v))
+        p, buf = self.params, state.buffers
+        alpha = state.lr * state.extra["scale"]
+        return tuple(adam_displacement(g, buf[f"m{x}"], buf[f"v{x}"], state.k, p["beta1"], p["beta2"], alpha,
+                                       state.extra["eps"]) for g, x in ((grad_u, "U"), (grad_v, "V")))
+
+    def update(self, dp, state: MomentumState, f, grad_u, grad_v) -> None:
+        du, dv = self.adam_steps(state, grad_u, grad_v)
+        state.U, state.V = state.U + du, state.V + dv

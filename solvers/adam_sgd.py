@@ -26,6 +26,7 @@ import torch
 
 from solvers.adam import Adam
 from solvers.first_order import MomentumState, heavy_ball, inner
+from solvers.params import Real
 
 
 
@@ -33,10 +34,11 @@ class AdamSGD(Adam):
     """Adam → SGD with the SWATS switch; see the module docstring."""
 
     name = "adam_sgd"
-    parameters = {**Adam.parameters, "switch_tol": 1e-3}
+    parameters = {**Adam.parameters, "switch_tol": Real(1e-3, gt=0, doc="relative stability of the projected rate")}
     # Measured, not proved: on constant/separable from a poor random start the SGD phase is too slow to close
     # the gap within the default budget, so only the zero-residual families are claimed.
     exact_on = frozenset({"planted", "completion"})
+    solve_batched = None  # Adam's batched mode does not switch
 
     def prepare(self, dp, state: MomentumState) -> None:
         super().prepare(dp, state)

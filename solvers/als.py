@@ -22,7 +22,9 @@ import torch
 
 from solvers.base import IterativeSolver
 from solvers.initial import batched_initial_factors
-from solvers.weighted_lstsq import DEFAULT_MEMORY_BUDGET, Workspace, batched_objective, row_solve
+from problems.objective import weighted_squared_error
+from solvers.params import Int, Real
+from solvers.weighted_lstsq import DEFAULT_MEMORY_BUDGET, Workspace, flops, row_solve
 
 DEFAULT_REG = 1e-6
 
@@ -71,12 +73,12 @@ def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *, max_iter: int 
     Returns U (B, m, r), V (B, n, r), the objectives (B,) float64 and the number of sweeps done.
     """
     U, V = batched_initial_factors(A, W, rank, init, seed)
-    f = batched_objective(A, W, U, V)
+    f = weighted_squared_error(A, W, U, V)
     it, workspace = 0, Workspace()
     while it < max_iter:
         U, V = sweep(A, W, U, V, reg, memory_budget, workspace)
         it += 1
-        f_prev, f = f, batched_objective(A, W, U, V)
+        f_prev, f = f, weighted_squared_error(A, W, U, V)
         if bool(((f_prev - f).abs() <= tol * f_prev).all()):
             break
     return U, V, f, it
@@ -92,16 +94,23 @@ class ALS(IterativeSolver):
 
     name = "als"
     family = "alternating"
-    parameters = {"reg": DEFAULT_REG, "memory_budget": DEFAULT_MEMORY_BUDGET}
+    parameters = {"reg": Real(DEFAULT_REG, ge=0, doc="proximal ridge, relative to each normal matrix's trace"),
+                  "memory_budget": Int(DEFAULT_MEMORY_BUDGET, gt=0, doc="bytes of scratch per half-sweep chunk")}
     monotone = True
     exact_on = frozenset({"constant", "separable", "planted"})
     default_max_iter = 1000
+    solve_batched = staticmethod(solve_batched)
 
-    def check_params(self):
-        if not self.params["reg"] >= 0:
-            raise ValueError(f"reg must be non-negative, got {self.params['reg']}")
-        if self.params["memory_budget"] <= 0:
-            raise ValueError(f"memory_budget must be positive bytes, got {self.params['memory_budget']}")
+    @classmethod
+    def flops(cls, m: int, n: int, r: int) -> float:
+        """One sweep: the U half-sweep (m rows against n columns) plus the V half-sweep, both centred, as
+        counted by ``solvers.weighted_lstsq.flops`` (dominant term 2·m·n·r(r+1)/2 each, for G = W·K)."""
+        return flops(m, n, r, True) + flops(n, m, r, True)
+
+    @classmethod
+    def gemm_shape(cls, m: int, n: int, r: int) -> tuple[int, int, int]:
+        """The product that dominates a half-sweep, G = W·K with K of n × r(r+1)/2."""
+        return m, n, r * (r + 1) // 2
 
     def start(self, dp, U, V):
         return State(U, V, Workspace())

@@ -23,11 +23,17 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
+from problems.objective import weighted_squared_error
+from problems.problem import Problem
 from solvers import registry
-from solvers.objective import weighted_squared_error
+from solvers.budget import check_budget
+from solvers.device import resolve_device, resolve_dtype, synchronize
+from solvers.initial import initial_factors
+from solvers.params import Param, as_param
 from solvers.result import SolveResult, TracePoint
 
 DIVERGENCE_FACTOR = 1e6  # f above this many times Σ W A² (the zero matrix's objective) means divergence
+EXACT_ULPS = 100  # a fit with f ≤ (EXACT_ULPS·eps)²·Σ W A² is exact to the working precision
 
 
 class SolverStop(Exception):
@@ -40,36 +46,19 @@ class SolverStop(Exception):
         self.message = message
 
 
-def resolve_device(device) -> torch.device:
-    device = torch.device(device if device is not None else "cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch sees no CUDA device")
-    return device
-
-
-def resolve_dtype(dtype, default: torch.dtype) -> torch.dtype:
-    if dtype is None:
-        return default
-    if isinstance(dtype, str):
-        dtype = {"float32": torch.float32, "float64": torch.float64,
-                 "single": torch.float32, "double": torch.float64}.get(dtype, dtype)
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    return dtype
-
-
 @dataclass(frozen=True, eq=False)
 class DeviceProblem:
     """A problem's tensors on the solve device in the solve dtype, with the seeded generator."""
 
-    problem: Any  # problems.Problem
+    problem: Problem
     A: torch.Tensor
     W: torch.Tensor
     rank: int
     generator: torch.Generator
 
     @classmethod
-    def from_problem(cls, problem, device: torch.device, dtype: torch.dtype, seed: int) -> "DeviceProblem":
+    def from_problem(cls, problem: Problem, device: torch.device, dtype: torch.dtype,
+                     seed: int) -> "DeviceProblem":
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         return cls(problem, problem.A.to(device, dtype), problem.W.to(device, dtype), problem.rank, gen)
 
@@ -87,7 +76,7 @@ class DeviceProblem:
 
     def objective(self, U: torch.Tensor, V: torch.Tensor) -> float:
         """f(U, V) in the working dtype with float64 accumulation (O(mnr))."""
-        return weighted_squared_error(self.A, self.W, U, V)
+        return float(weighted_squared_error(self.A, self.W, U, V))
 
     def randn(self, *shape: int) -> torch.Tensor:
         """Seeded standard normal draws, generated on the CPU so every device sees the same numbers."""
@@ -99,90 +88,96 @@ class Clock:
 
     def __init__(self, device: torch.device):
         self.elapsed = 0.0
-        self._cuda = device.type == "cuda"
-
-    def _sync(self):
-        if self._cuda:
-            torch.cuda.synchronize()
+        self.device = device
 
     @contextmanager
     def running(self):
-        self._sync()
+        synchronize(self.device)
         start = time.perf_counter()
         try:
             yield
         finally:
-            self._sync()
+            synchronize(self.device)
             self.elapsed += time.perf_counter() - start
-
-
-def _coerce(name: str, value, default):
-    """Coerce a parameter value to its default's type (int → float, 0/1 → bool); reject mismatches."""
-    if default is None or value is None:
-        return value
-    kind = type(default)
-    if kind is bool:
-        if isinstance(value, bool) or value in (0, 1):
-            return bool(value)
-    elif kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    elif isinstance(value, kind):
-        return value
-    raise TypeError(f"parameter {name!r} expects {kind.__name__} (default {default!r}), got {value!r}")
 
 
 class Solver:
     """Base of every solver. Subclass ``ClosedFormSolver`` or ``IterativeSolver``, not this.
 
-    Class attributes a solver declares:
+    What a solver is and can do is declared on its class, and nothing elsewhere keeps a table about it:
     - ``name``: registry key (setting it registers the class); ``family``: a short grouping label;
-    - ``parameters``: dict of defaults (the grid-expandable hyper-parameters);
-    - ``choices``: for string parameters, the tuple of values they accept (checked on construction);
-    - ``monotone``: the method guarantees a non-increasing objective (conformance tests check it);
+    - ``parameters``: name → ``solvers.params`` declaration (default and accepted values; a bare default is an
+      unconstrained parameter of its type), checked once on construction;
+    - ``monotone``: the method guarantees a non-increasing objective (conformance tests check it), except with
+      the parameter values listed in ``not_monotone_with`` (name → values, e.g. an approximate SVD);
     - ``exact_on``: synthetic families (``problems.synthetic`` names) on which theory says the method reaches
       the optimum f* from a random start (closed forms: from their formula); conformance tests check it;
-    - ``max_size``: the largest m·n the method accepts (None: any).
+    - ``max_size``: the largest m·n the method accepts (None: any);
+    - ``flops(m, n, r)``: the FLOP model of one iteration (None: not modelled), and ``gemm_shape(m, n, r)``: the
+      (M, K, N) product whose rate is the fair reference for it (throughput benchmarks read both);
+    - ``solve_batched``: a function solving B same-shape problems at once (None: no batched mode).
+
+    A solve never stores what it learns on the solver: that goes in ``SolveResult.info``.
     """
 
     name: ClassVar[str | None] = None
     family: ClassVar[str] = ""
     parameters: ClassVar[dict] = {}
-    choices: ClassVar[dict] = {}
     monotone: ClassVar[bool] = False
+    not_monotone_with: ClassVar[dict] = {}
     closed_form: ClassVar[bool] = False
     exact_on: ClassVar[frozenset] = frozenset()
     max_size: ClassVar[int | None] = None
+    solve_batched: ClassVar[Callable | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        cls.parameters = {key: as_param(value) for key, value in cls.parameters.items()}
+        unknown = sorted(set(cls.not_monotone_with) - set(cls.parameters))
+        if unknown:
+            raise TypeError(f"{cls.__name__}.not_monotone_with names no parameter(s) {', '.join(unknown)}")
         if cls.__dict__.get("name"):
             registry.register(cls)
 
-    def __init__(self, **params):
-        unknown = sorted(set(params) - set(self.parameters))
-        if unknown:
-            known = ", ".join(f"{k}={v!r}" for k, v in self.parameters.items()) or "none"
-            raise ValueError(f"solver {self.name!r} has no parameter(s) {', '.join(unknown)}; "
-                             f"its parameters are: {known}")
-        self.params = {k: _coerce(k, params.get(k, d), d) for k, d in self.parameters.items()}
-        for key, allowed in self.choices.items():
-            if self.params[key] not in allowed:
-                raise ValueError(f"{key} must be one of {', '.join(map(repr, allowed))}; got {self.params[key]!r}")
-        self.check_params()
+    @classmethod
+    def defaults(cls) -> dict:
+        """Every parameter's default value."""
+        return {key: p.default for key, p in cls.parameters.items()}
 
-    def check_params(self) -> None:
-        """Hook: raise ValueError for parameter values out of range."""
+    @classmethod
+    def check_param_names(cls, names) -> None:
+        """ValueError naming the unknown ones and listing the solver's parameters."""
+        unknown = sorted(set(names) - set(cls.parameters))
+        if unknown:
+            known = ", ".join(f"{k}={v!r}" for k, v in cls.defaults().items()) or "none"
+            raise ValueError(f"solver {cls.name!r} has no parameter(s) {', '.join(unknown)}; "
+                             f"its parameters are: {known}")
+
+    @classmethod
+    def flops(cls, m: int, n: int, r: int) -> float | None:
+        """FLOPs of one iteration on an m×n problem at rank r (None: the solver declares no model)."""
+        return None
+
+    @classmethod
+    def gemm_shape(cls, m: int, n: int, r: int) -> tuple[int, int, int]:
+        """The (M, K, N) product (M×K)·(K×N) whose rate an iteration's achieved FLOP/s is read against."""
+        return m, n, r
+
+    def __init__(self, **params):
+        self.check_param_names(params)
+        owner = self.name or type(self).__name__
+        self.params = {key: p.validate(params.get(key, p.default), f"{owner}: parameter {key!r}")
+                       for key, p in self.parameters.items()}
+
+    @property
+    def is_monotone(self) -> bool:
+        """``monotone``, unless a parameter has a value listed in ``not_monotone_with``."""
+        return self.monotone and not any(self.params[k] in v for k, v in self.not_monotone_with.items())
 
     @property
     def label(self) -> str:
         """Self-describing name: ``als[reg=0.001]`` lists the parameters that differ from the defaults."""
-        changed = [f"{k}={v}" for k, v in self.params.items() if v != self.parameters[k]]
+        changed = [f"{k}={v}" for k, v in self.params.items() if v != self.parameters[k].default]
         name = self.name or type(self).__name__
         return f"{name}[{','.join(changed)}]" if changed else name
 
@@ -203,27 +198,20 @@ class Solver:
 
         init: None (the solver's default), a solver name ("svd", "random", ...), a SolveResult or a (U, V) pair.
         max_iter, tol: iteration cap and relative-decrease tolerance (solver defaults when None).
-        time_limit: solver-seconds budget, checked between iterations. seed: all randomness.
+        time_limit: solver-seconds budget, checked between iterations (inf or None: none). seed: all randomness.
         callback(point) is called after each trace point; a truthy return stops with "callback".
+        Bad arguments raise TypeError/ValueError naming the argument (``solvers.budget``).
         """
-        from problems.problem import Problem
-
         if not isinstance(problem, Problem):
             raise TypeError(f"solve() expects a problems.Problem, got {type(problem).__name__}")
         refusal = self.refuse(problem)
         if refusal:
             raise ValueError(refusal)
-        if max_iter is not None and (isinstance(max_iter, bool) or int(max_iter) != max_iter or max_iter < 0):
-            raise ValueError(f"max_iter must be a non-negative integer, got {max_iter!r}")
-        if tol is not None and not (tol >= 0):
-            raise ValueError(f"tol must be non-negative, got {tol!r}")
-        if time_limit is not None and not (time_limit > 0):
-            raise ValueError(f"time_limit must be positive seconds, got {time_limit!r}")
+        budget = check_budget(max_iter=max_iter, tol=tol, time_limit=time_limit, seed=seed)
         device = resolve_device(device)
-        dp = DeviceProblem.from_problem(problem, device, resolve_dtype(dtype, problem.dtype), seed)
+        dp = DeviceProblem.from_problem(problem, device, resolve_dtype(dtype, problem.dtype), budget["seed"])
         clock = Clock(device)
-        U, V, n_iter, stop, trace, info = self._run(dp, clock, init=init, max_iter=max_iter, tol=tol,
-                                                    time_limit=time_limit, seed=seed, callback=callback)
+        U, V, n_iter, stop, trace, info = self._run(dp, clock, init=init, callback=callback, **budget)
         f = problem.objective(U, V)
         return SolveResult(U=U, V=V, objective=f, rel_error=f / problem.weighted_norm, n_iter=n_iter,
                            time=clock.elapsed, stop_reason=stop, trace=trace, solver=self.label,
@@ -234,30 +222,40 @@ class Solver:
 
 
 class ClosedFormSolver(Solver):
-    """A solver given by a formula: implement ``fit(dp) -> (U, V)``."""
+    """A solver given by a formula: implement ``fit(dp) -> (U, V)``, or ``solution(dp, time_limit)`` when the
+    formula learns something worth recording or can run out of time: it returns (U, V, info), and an
+    ``info["stop_reason"]`` of "time_limit" reports a formula stopped short of its end by the budget."""
 
     closed_form = True
     monotone = True
 
     def fit(self, dp: DeviceProblem) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        return self.solution(dp)[:2]
 
-    def _run(self, dp, clock, *, init, callback, **_):
+    def solution(self, dp: DeviceProblem, time_limit: float | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        U, V = self.fit(dp)
+        return U, V, {}
+
+    def _run(self, dp, clock, *, init, callback, time_limit, **_):
         if init is not None:
             raise ValueError(f"closed-form solver {self.name!r} takes no init")
         with clock.running():
-            U, V = self.fit(dp)
+            U, V, info = self.solution(dp, time_limit)
+        stop = info.pop("stop_reason", "closed_form")
         point = TracePoint(0, clock.elapsed, dp.objective(U, V))
         if callback is not None:
             callback(point)
-        return U, V, 0, "closed_form", [point], {}
+        return U, V, 0, stop, [point], info
 
 
 class IterativeSolver(Solver):
     """An iterative method: implement ``start(dp, U, V) -> state`` and ``step(dp, state) -> state``.
 
     ``state`` is any object with tensors ``U`` and ``V`` (or override ``factors``). ``step`` performs one
-    iteration (the docstring states its cost) and may raise ``SolverStop``. Class defaults:
+    iteration (the docstring states its cost) and may raise ``SolverStop``; every loop inside a step must be
+    bounded, so that ``time_limit`` is checked again. A diverging iterate (NaN/Inf, or f beyond
+    ``DIVERGENCE_FACTOR`` × Σ W A²) ends the run with "diverged", returning, and tracing up to, the last
+    finite iterate. Class defaults:
     ``default_max_iter``, ``default_tol`` (relative decrease |f_prev − f| ≤ tol·f_prev counts as converged),
     ``default_init`` (see ``solvers.initial``).
     """
@@ -276,15 +274,13 @@ class IterativeSolver(Solver):
         return state.U, state.V
 
     def _run(self, dp, clock, *, init, max_iter, tol, time_limit, seed, callback):
-        from solvers.initial import initial_factors
-
         max_iter = self.default_max_iter if max_iter is None else int(max_iter)
         tol = self.default_tol if tol is None else float(tol)
         with clock.running():
             U, V = initial_factors(self.default_init if init is None else init, dp, seed=seed)
             state = self.start(dp, U, V)
         # A fit below the dtype's resolution of Σ W A² is exact: stop instead of chasing rounding noise.
-        exact = (10 * torch.finfo(dp.dtype).eps) ** 2 * dp.problem.weighted_norm
+        exact = (EXACT_ULPS * torch.finfo(dp.dtype).eps) ** 2 * dp.problem.weighted_norm
         ceiling = DIVERGENCE_FACTOR * dp.problem.weighted_norm
         f = dp.objective(*self.factors(state))
         trace = [TracePoint(0, clock.elapsed, f)]
@@ -308,13 +304,13 @@ class IterativeSolver(Solver):
                 if s.message:
                     info["message"] = s.message
                 break
-            it += 1
             f_prev, f = f, dp.objective(*self.factors(state))
-            trace.append(TracePoint(it, clock.elapsed, f))
-            if not math.isfinite(f) or f > ceiling:
+            if not math.isfinite(f) or f > ceiling:  # the result, trace included, ends at the last finite point
                 stop = "diverged"
-                info["message"] = f"objective became {f:.3g} at iteration {it}; returning iteration {it - 1}"
+                info["message"] = f"objective became {f:.3g} at iteration {it + 1}; returning iteration {it}"
                 break
+            it += 1
+            trace.append(TracePoint(it, clock.elapsed, f))
             good = tuple(t.clone() for t in self.factors(state))
             if callback is not None and callback(trace[-1]):
                 stop = "callback"

@@ -27,12 +27,14 @@ plus an mn × r² least-squares refit, O(mn r⁴). Refuses m·n > ``max_size``.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
 
 from solvers.base import ClosedFormSolver
 from solvers.linalg import balanced_factors, rebalance, truncated_svd
+from solvers.params import Choice, Flag, Real
 
 SOLVER_OPTIONS = {"SCS": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 100_000}, "CLARABEL": {}}
 
@@ -59,36 +61,34 @@ class CVX(ClosedFormSolver):
     """Nuclear-norm relaxation via cvxpy with λ bisected onto rank r, then truncation and refit
     (see module docstring). Parameters: ``solver`` the conic solver ("SCS" or "CLARABEL"), ``refit``,
     ``lam_min`` (λ_min / λ_max), ``lam_tol`` (bisection bracket), ``rank_tol`` (a singular value of X_λ
-    counts when above rank_tol · ‖A‖₂). After ``fit``, ``lambda_`` and ``rank_`` hold the chosen λ (in units
-    of λ_max) and the numerical rank of X_λ."""
+    counts when above rank_tol · ‖A‖₂). The result's ``info`` holds ``lambda`` (the chosen λ in units of
+    λ_max; 0 for the λ → 0⁺ limit), ``relaxed_rank`` (the numerical rank of X_λ) and ``conic_solves``.
+    ``time_limit`` is checked between conic solves: a bisection cut short returns the smallest λ found so
+    far whose rank is ≤ r (the zero matrix if none) with stop reason "time_limit"."""
 
     name = "cvx"
     family = "convex"
-    parameters = {"solver": "SCS", "refit": True, "lam_min": 1e-6, "lam_tol": 0.01, "rank_tol": 1e-6}
+    parameters = {"solver": Choice("SCS", tuple(SOLVER_OPTIONS)), "refit": Flag(True),
+                  "lam_min": Real(1e-6, gt=0, lt=1), "lam_tol": Real(0.01, gt=0, lt=1),
+                  "rank_tol": Real(1e-6, gt=0, lt=1)}
     exact_on = frozenset({"constant", "planted"})
     max_size = 5000
 
-    def check_params(self):
-        if self.params["solver"] not in SOLVER_OPTIONS:
-            raise ValueError(f"solver must be one of {', '.join(SOLVER_OPTIONS)}, got {self.params['solver']!r}")
-        for key in ("lam_min", "lam_tol", "rank_tol"):
-            if not 0 < self.params[key] < 1:
-                raise ValueError(f"{key} must be in (0, 1), got {self.params[key]}")
-
-    def fit(self, dp):
+    def solution(self, dp, time_limit=None):
         A = dp.A.detach().cpu().double()
         W = dp.W.detach().cpu().double()
         # Scale to Σ W A² = 1 and mean(W) = 1 so the conic solver's tolerances act as relative ones;
         # W's scale does not move any minimiser, A's scale is undone at the end.
         norm = math.sqrt(float((W * A * A).sum()))
         A, W = A / norm, W / W.mean()
-        P, s, Q = truncated_svd(self._relaxed_solution(A, W, dp.rank), dp.rank)
+        X, info = self._relaxed_solution(A, W, dp.rank, time_limit)
+        P, s, Q = truncated_svd(X, dp.rank)
         U, V = rebalance(P @ refit_core(A, W, P, Q), Q) if self.params["refit"] else balanced_factors(P, s, Q)
         root = math.sqrt(norm)
-        return (U * root).to(dp.device, dp.dtype), (V * root).to(dp.device, dp.dtype)
+        return (U * root).to(dp.device, dp.dtype), (V * root).to(dp.device, dp.dtype), info
 
-    def _relaxed_solution(self, A: torch.Tensor, W: torch.Tensor, rank: int) -> torch.Tensor:
-        """X_λ for the smallest λ (found as in the module docstring) whose numerical rank is ≤ ``rank``."""
+    def _relaxed_solution(self, A: torch.Tensor, W: torch.Tensor, rank: int, time_limit: float | None):
+        """(X_λ for the smallest λ found as in the module docstring whose numerical rank is ≤ ``rank``, info)."""
         cp = _import_cvxpy()
         X = cp.Variable(A.shape)
         lam = cp.Parameter(nonneg=True)
@@ -99,27 +99,35 @@ class CVX(ClosedFormSolver):
         lam_max = 2 * float(torch.linalg.matrix_norm(W * A, 2))
         threshold = self.params["rank_tol"] * float(torch.linalg.matrix_norm(A, 2))
         solver = self.params["solver"]
+        start, solves = time.perf_counter(), 0
 
         def solution(problem, where):
+            nonlocal solves
             problem.solve(solver=solver, **SOLVER_OPTIONS[solver])
+            solves += 1
             if problem.status not in ("optimal", "optimal_inaccurate"):
                 raise RuntimeError(f"cvxpy/{solver} returned status {problem.status!r} at {where}")
             Xv = torch.from_numpy(np.array(X.value, dtype=np.float64))
             return Xv, int((torch.linalg.svdvals(Xv) > threshold).sum())
 
-        best, self.rank_ = solution(limit, "λ → 0⁺")
-        self.lambda_ = 0.0
-        if self.rank_ > rank:  # then every small λ has rank > r too: bisect above lam_min
-            lo, self.lambda_, best, self.rank_ = self.params["lam_min"], 1.0, torch.zeros_like(A), 0
-            while self.lambda_ / lo > 1 + self.params["lam_tol"]:
-                mid = math.sqrt(lo * self.lambda_)
+        best, found = solution(limit, "λ → 0⁺")
+        chosen, info = 0.0, {}
+        if found > rank:  # then every small λ has rank > r too: bisect above lam_min
+            lo, chosen, best, found = self.params["lam_min"], 1.0, torch.zeros_like(A), 0
+            while chosen / lo > 1 + self.params["lam_tol"]:
+                if time_limit is not None and time.perf_counter() - start >= time_limit:
+                    info = {"stop_reason": "time_limit",
+                            "message": f"time limit reached after {solves} conic solves; λ bracket "
+                                       f"[{lo:.3g}, {chosen:.3g}] λ_max not closed"}
+                    break
+                mid = math.sqrt(lo * chosen)
                 lam.value = mid * lam_max
                 X_mid, rank_mid = solution(penalised, f"λ = {mid:.3g} λ_max")
                 if rank_mid > rank:
                     lo = mid
                 else:
-                    self.lambda_, best, self.rank_ = mid, X_mid, rank_mid
-        return best
+                    chosen, best, found = mid, X_mid, rank_mid
+        return best, {**info, "lambda": chosen, "relaxed_rank": found, "conic_solves": solves}
 
 
 def weighted_ridge_reference(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, ridge: torch.Tensor,

@@ -30,7 +30,8 @@ import torch
 
 from solvers.base import IterativeSolver
 from solvers.linalg import balanced_factors, truncated_svd
-from solvers.objective import weighted_squared_error
+from solvers.params import Choice, Int
+from problems.objective import weighted_squared_error
 
 
 @dataclass
@@ -51,17 +52,13 @@ class EM(IterativeSolver):
 
     name = "em"
     family = "em"
-    parameters = {"accel": "none", "svd": "full", "depth": 5}
+    parameters = {"accel": Choice("none", ("none", "nesterov", "anderson")),
+                  "svd": Choice("full", ("full", "randomized")),
+                  "depth": Int(5, ge=1, doc="Anderson: pairs mixed")}
     monotone = True
+    not_monotone_with = {"svd": ("randomized",)}  # an approximate projection voids the majorise–minimise bound
     exact_on = frozenset({"constant", "completion"})
-    choices = {"accel": ("none", "nesterov", "anderson"), "svd": ("full", "randomized")}
     default_max_iter = 2000
-
-    def check_params(self):
-        if self.params["depth"] < 1:
-            raise ValueError(f"depth must be at least 1, got {self.params['depth']}")
-        # an approximate projection voids the majorise–minimise guarantee
-        self.monotone = self.params["svd"] == "full"
 
     def _em_map(self, dp, Wt: torch.Tensor, Y: torch.Tensor):
         """g(Y) = P_r(Y + W̃ ⊙ (A − Y)) as balanced factors and the dense product."""
@@ -72,7 +69,7 @@ class EM(IterativeSolver):
 
     def start(self, dp, U, V):
         X = U @ V.T
-        return EMState(U, V, X, weighted_squared_error(dp.A - X, dp.W), dp.W / dp.W.max())
+        return EMState(U, V, X, float(weighted_squared_error(dp.A - X, dp.W)), dp.W / dp.W.max())
 
     def _extrapolate(self, state: EMState) -> torch.Tensor:
         accel = self.params["accel"]
@@ -93,13 +90,13 @@ class EM(IterativeSolver):
     def step(self, dp, state: EMState) -> EMState:
         Y = self._extrapolate(state)
         U, V, X = self._em_map(dp, state.Wt, Y)
-        f = weighted_squared_error(dp.A - X, dp.W)
+        f = float(weighted_squared_error(dp.A - X, dp.W))
         if Y is not state.X and f > state.f:      # adaptive restart: plain EM step from the current point
             state.previous, state.since_restart, state.history = None, 0, []
             state.restarts += 1
             Y = state.X
             U, V, X = self._em_map(dp, state.Wt, Y)
-            f = weighted_squared_error(dp.A - X, dp.W)
+            f = float(weighted_squared_error(dp.A - X, dp.W))
         if self.params["accel"] == "anderson":
             state.history = (state.history + [(Y, X)])[-(self.params["depth"] + 1):]
         state.previous, state.since_restart = state.X, state.since_restart + 1

@@ -15,11 +15,12 @@ real Fisher weights (W ~ 1e-10, A ~ 1e-2):
   imbalance U → U T, V → V T⁻ᵀ (which gradient flow preserves). Cost O(mn + (m + n) r²).
 - ``solvers.initial.factor_scale``: the typical entry of balanced factors with ‖U Vᵀ‖_F = ‖A‖_F, s = (‖A‖_F / √(mnr))^½;
   Adam moves every coordinate by about lr per step, so its step is lr·s.
-- ``balance``: U, V → U', V' with U'V'ᵀ = UVᵀ and U'ᵀU' = V'ᵀV' (QR of each, SVD of the r×r core), which evens
-  out the block curvatures L_U ≈ L_V. Cost O((m + n) r²).
+- ``solvers.linalg.rebalance``: U, V → U', V' with U'V'ᵀ = UVᵀ and U'ᵀU' = V'ᵀV', which evens out the block
+  curvatures L_U ≈ L_V. Cost O((m + n) r²).
 - ``RowBatches`` / ``batch_value_and_grad``: optional row-block minibatches.
 - ``Plateau``: halves a learning rate when the objective stops reaching new lows.
-- ``FirstOrderSolver``: budget defaults and parameter validation for all four;
+- ``FirstOrderSolver``: budget defaults and the FLOP model of all four; ``BATCH_ROWS``, ``PATIENCE``, ``MOMENTUM``:
+  parameter declarations they share;
 - ``MomentumSolver``: the loop shared by ``adam``, ``sgd`` and ``adam_sgd`` (batches, plateau decay, the
   state); a subclass writes only ``update``.
 """
@@ -33,6 +34,7 @@ import torch
 
 from solvers.base import IterativeSolver
 from solvers.objective import value_and_grad
+from solvers.params import Int, Real
 
 
 class Curvature:
@@ -65,16 +67,6 @@ class Curvature:
 def inner(a: tuple, b: tuple) -> float:
     """⟨a, b⟩ summed over paired blocks, e.g. inner((dU, dV), (gU, gV)) = Σ dU⊙gU + Σ dV⊙gV."""
     return float(sum((x * y).sum() for x, y in zip(a, b)))
-
-
-def balance(U: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Same product U Vᵀ, balanced factors: U = Q_U R_U, V = Q_V R_V, R_U R_Vᵀ = P S Qᵀ, then
-    U' = Q_U P S^½ and V' = Q_V Q S^½, so U'ᵀU' = V'ᵀV' = S. Cost O((m + n) r²)."""
-    qu, ru = torch.linalg.qr(U)
-    qv, rv = torch.linalg.qr(V)
-    P, s, Qh = torch.linalg.svd(ru @ rv.T)
-    root = s.sqrt()
-    return qu @ (P * root), qv @ (Qh.T * root)
 
 
 class RowBatches:
@@ -160,31 +152,24 @@ class MomentumState:
     extra: dict = field(default_factory=dict)
 
 
-_POSITIVE = (lambda v: v > 0, "positive")
-_UNIT = (lambda v: 0 <= v < 1, "in [0, 1)")
-_OPEN_UNIT = (lambda v: 0 < v < 1, "in (0, 1)")
-PARAMETER_RULES = {
-    "lr": _POSITIVE, "eps": _POSITIVE, "switch_tol": _POSITIVE,
-    "beta1": _UNIT, "beta2": _UNIT, "momentum": _UNIT, "armijo": _OPEN_UNIT, "backtrack": _OPEN_UNIT,
-    "batch_rows": (lambda v: v >= 0, "≥ 0 (0: full batch)"),
-    "patience": (lambda v: v >= 0, "≥ 0 (0: never decay)"),
-    "balance_every": (lambda v: v >= 0, "≥ 0 (0: never)"),
-}
+# Declarations shared by the momentum solvers (``solvers.params``).
+BATCH_ROWS = Int(0, ge=0, doc="rows per minibatch; 0: full batch")
+PATIENCE = Int(200, ge=0, doc="epochs without a new lowest objective before the rate halves; 0: never")
+MOMENTUM = Real(0.9, ge=0, lt=1)
 
 
 class FirstOrderSolver(IterativeSolver):
-    """Common ground of the four solvers: family, budget (20 000 iterations; relative decrease 1e-12) and
-    parameter validation against ``PARAMETER_RULES``."""
+    """Common ground of the four solvers: family, budget (20 000 iterations; relative decrease 1e-12) and the
+    FLOP model of one full-batch iteration, the three m×n×r products of ``value_and_grad`` (U Vᵀ, (W⊙R) V,
+    (W⊙R)ᵀ U; the O(mn) element-wise work and the O((m + n) r) update are not counted)."""
 
     family = "first-order"
     default_max_iter: ClassVar[int] = 20000
     default_tol: ClassVar[float] = 1e-12
 
-    def check_params(self):
-        for name, value in self.params.items():
-            ok, what = PARAMETER_RULES[name]
-            if not ok(value):
-                raise ValueError(f"{name} must be {what}, got {value}")
+    @classmethod
+    def flops(cls, m: int, n: int, r: int) -> float:
+        return 6.0 * m * n * r
 
 
 class MomentumSolver(FirstOrderSolver):

@@ -8,9 +8,8 @@ The trial step is the Barzilai–Borwein step, alternating BB1 = sᵀs / sᵀy a
 change of x and of g), which adapts to the local curvature and usually passes the test at once; when sᵀy ≤ 0
 (or on the first iteration and after balancing) it is ``lr`` / L with L = max(L_U, L_V) the curvature bound of
 ``first_order.Curvature`` (scale-free), or twice the last accepted step if that is larger. Every
-``balance_every`` iterations (default 10; 0: never) the factors are rebalanced (``first_order.balance``: same
-U Vᵀ, UᵀU = VᵀV), which leaves f unchanged and evens out the curvature of the two blocks (on constant and
-separable W from an unbalanced random start it cut the iterations about tenfold).
+``balance_every`` iterations (default 10; 0: never) the factors are rebalanced (``solvers.linalg.rebalance``: same
+U Vᵀ, UᵀU = VᵀV), which leaves f unchanged and evens out the curvature of the two blocks.
 
 The default ``tol`` is 0: BB steps make erratic progress (on heavy-tailed W a step that gains 1e-12 of f can be
 followed by ones that gain 1e-9), so one small decrease is no sign of convergence. The run stops with
@@ -24,8 +23,10 @@ from dataclasses import dataclass
 import torch
 
 from solvers.base import SolverStop
-from solvers.first_order import Curvature, FirstOrderSolver, balance, inner
+from solvers.first_order import Curvature, FirstOrderSolver, inner
+from solvers.linalg import rebalance
 from solvers.objective import value_and_grad
+from solvers.params import Int, Real
 
 
 @dataclass
@@ -46,7 +47,10 @@ class GD(FirstOrderSolver):
     """Gradient descent with Barzilai–Borwein trial steps and an Armijo backtracking line search."""
 
     name = "gd"
-    parameters = {"lr": 1.0, "armijo": 1e-4, "backtrack": 0.5, "balance_every": 10}
+    parameters = {"lr": Real(1.0, gt=0, doc="fallback step, in units of 1/L"),
+                  "armijo": Real(1e-4, gt=0, lt=1, doc="sufficient-decrease constant c"),
+                  "backtrack": Real(0.5, gt=0, lt=1, doc="step reduction ρ per failed trial"),
+                  "balance_every": Int(10, ge=0, doc="iterations between rebalancings; 0: never")}
     monotone = True
     exact_on = frozenset({"constant", "separable", "planted", "completion"})
     default_tol = 0.0
@@ -85,7 +89,7 @@ class GD(FirstOrderSolver):
         previous = (s.U, s.V, s.grad_u, s.grad_v)
         every = self.params["balance_every"]
         if every and k % every == 0:
-            U, V = balance(U, V)
+            U, V = rebalance(U, V)
             f, gu, gv = value_and_grad(dp.A, dp.W, U, V)
             f, previous = float(f), None
         return GDState(U, V, f, gu, gv, s.curvature, t, k, previous)

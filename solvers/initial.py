@@ -13,6 +13,7 @@ import math
 import torch
 
 from solvers.linalg import balanced_factors
+from solvers.registry import get
 from solvers.result import SolveResult
 
 BASELINES = ("svd", "fwsvd_row", "fwsvd_col", "fwsvd_two_sided", "separable")
@@ -35,16 +36,12 @@ def random_factors(dp) -> tuple[torch.Tensor, torch.Tensor]:
 
 def best_closed_form(dp) -> tuple[torch.Tensor, torch.Tensor]:
     """The baseline with the smallest objective on this problem (cost: one SVD per baseline)."""
-    from solvers.registry import get
-
     candidates = [get(name).fit(dp) for name in BASELINES]
     return min(candidates, key=lambda uv: dp.objective(*uv))
 
 
 def initial_factors(init, dp, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Resolve ``init`` (see module docstring) to factors on dp's device and dtype."""
-    from solvers.registry import get
-
     m, n = dp.shape
     if isinstance(init, str):
         if init == "random":

@@ -38,6 +38,7 @@ import torch
 from solvers.base import IterativeSolver, SolverStop
 from solvers.linalg import rebalance
 from solvers.objective import value_and_grad
+from solvers.params import Choice, Int, Real
 from solvers.weighted_lstsq import normal_matrices
 
 FORCING_MAX = 0.1     # CG relative residual never looser than this
@@ -96,17 +97,12 @@ class Newton(IterativeSolver):
 
     name = "newton"
     family = "second-order"
-    parameters = {"damping": 1e-3, "cg_max_iter": 100, "scaling": "block", "hessian": "full"}
+    parameters = {"damping": Real(1e-3, gt=0, doc="initial Levenberg–Marquardt λ"),
+                  "cg_max_iter": Int(100, ge=1), "scaling": Choice("block", ("block", "diagonal")),
+                  "hessian": Choice("full", ("full", "gauss-newton"))}
     monotone = True
     exact_on = frozenset({"constant", "separable", "planted"})
     default_max_iter = 200
-    choices = {"scaling": ("block", "diagonal"), "hessian": ("full", "gauss-newton")}
-
-    def check_params(self):
-        if not self.params["damping"] > 0:
-            raise ValueError(f"damping must be positive, got {self.params['damping']}")
-        if self.params["cg_max_iter"] < 1:
-            raise ValueError(f"cg_max_iter must be at least 1, got {self.params['cg_max_iter']}")
 
     def start(self, dp, U, V):
         U, V = rebalance(U, V)

@@ -1,6 +1,7 @@
 """The solver registry: every concrete ``Solver`` subclass with a ``name`` registers itself here.
 
-Discovery imports each public module of the ``solvers`` package (so adding a solver is adding one file) and
+Discovery imports each public module of the ``solvers`` package except ``NOT_SOLVER_MODULES`` (so adding a
+solver is adding one file) and
 every entry point in the group ``wlrbench.solvers`` (so other packages can ship solvers), once, on first use.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ import threading
 from importlib.metadata import entry_points
 
 ENTRY_POINT_GROUP = "wlrbench.solvers"
+NOT_SOLVER_MODULES = frozenset({"testing"})  # public, but no solver: the conformance checks (they build problems)
 _REGISTRY: dict[str, type] = {}
 _discovered = False
 _discovering = False
@@ -43,7 +45,7 @@ def discover() -> None:
             import solvers
 
             for mod in pkgutil.iter_modules(solvers.__path__):
-                if not mod.name.startswith("_"):
+                if not mod.name.startswith("_") and mod.name not in NOT_SOLVER_MODULES:
                     importlib.import_module(f"solvers.{mod.name}")
             for ep in entry_points(group=ENTRY_POINT_GROUP):
                 ep.load()

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import torch
 
-from solvers.first_order import MomentumSolver, MomentumState, heavy_ball
+from solvers.first_order import BATCH_ROWS, MOMENTUM, PATIENCE, MomentumSolver, MomentumState, heavy_ball
+from solvers.params import Real
 
 
 class SGD(MomentumSolver):
     """(Stochastic) gradient descent with momentum; see the module docstring for the step size."""
 
     name = "sgd"
-    parameters = {"lr": 1.0, "momentum": 0.9, "batch_rows": 0, "patience": 200}
+    parameters = {"lr": Real(1.0, gt=0, doc="step in units of 1/L_U, 1/L_V"), "momentum": MOMENTUM,
+                  "batch_rows": BATCH_ROWS, "patience": PATIENCE}
     exact_on = frozenset({"constant", "separable", "planted", "completion"})
 
     def prepare(self, dp, state: MomentumState) -> None:

@@ -26,7 +26,8 @@ import torch
 
 from solvers.base import IterativeSolver
 from solvers.linalg import balanced_factors, truncated_svd
-from solvers.objective import weighted_squared_error
+from solvers.params import Choice
+from problems.objective import weighted_squared_error
 
 MAX_STEP = 2.0 ** 30  # cap on t = η / η₀; the search never needs more than W's dynamic range
 
@@ -51,14 +52,14 @@ class SVP(IterativeSolver):
 
     name = "svp"
     family = "projected-gradient"
-    parameters = {"step": "search", "svd": "full"}
+    parameters = {"step": Choice("search", ("search", "fixed")), "svd": Choice("full", ("full", "randomized"))}
     monotone = True
+    not_monotone_with = {"svd": ("randomized",)}  # the bound holds for the exact projection only
     exact_on = frozenset({"constant"})
-    choices = {"step": ("search", "fixed"), "svd": ("full", "randomized")}
 
     def start(self, dp, U, V):
         X = U @ V.T
-        return SVPState(U, V, X, weighted_squared_error(dp.A - X, dp.W), 1.0, float(dp.W.max()))
+        return SVPState(U, V, X, float(weighted_squared_error(dp.A - X, dp.W)), 1.0, float(dp.W.max()))
 
     def _project(self, dp, Y):
         P, s, Q = truncated_svd(Y, dp.rank, method=self.params["svd"], generator=dp.generator)
@@ -69,7 +70,7 @@ class SVP(IterativeSolver):
         t = state.t
         while True:
             P, s, Q, X = self._project(dp, state.X + (t / state.wmax) * G)
-            f = weighted_squared_error(dp.A - X, dp.W)
+            f = float(weighted_squared_error(dp.A - X, dp.W))
             D = X - state.X
             bound = state.f - 2 * float((G * D).sum()) + state.wmax / t * float((D * D).sum())
             if t <= 1.0 or f <= bound:

@@ -56,7 +56,7 @@ def check_result_contract(name: str) -> None:
 
 def check_monotone(name: str) -> None:
     """A solver that declares itself monotone never increases the objective along its trace."""
-    if not get(name).monotone:
+    if not get(name).is_monotone:
         return
     p = synthetic.heavy_tailed(**SMALL)
     kw = {} if get(name).closed_form else {"init": _random_init(p), "max_iter": 50}

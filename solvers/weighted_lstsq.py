@@ -18,12 +18,10 @@ rows at once (``_cholesky_solve_``): for each block row J of width β ≈ √r,
     R_JJ = chol(S_{:, :β}),   [R | y]_{J, J:} = R_JJ⁻ᵀ S       (a β×β LAPACK Cholesky and its inverse)
 
 which also carries out the forward substitution Rᵀ y = b in the augmented column; a blocked back substitution
-R x = y follows. Nearly all of the r³/3 FLOPs thus run in batched GEMMs; LAPACK sees only β×β blocks, where
-a per-matrix LAPACK Cholesky of the whole r×r system ran at about a tenth of GEMM speed (5 GFLOP/s on a
-2-core AVX-512 VM, against 50 for the batched GEMMs). β ≈ √r balances the r/β small factorisations against
-the GEMMs' inner dimension (measured best within 10 % for r = 64 … 1024). On the CPU the rows are processed in
-sub-batches of about 8 MiB per intra-op thread so that the working set stays in cache (1.1–1.6× faster than
-one batch at r = 96 … 209).
+R x = y follows. Nearly all of the r³/3 FLOPs thus run in batched GEMMs; LAPACK, which factorises one matrix
+per call, sees only β×β blocks. β ≈ √r balances the r/β small factorisations against the GEMMs' inner
+dimension. On the CPU the rows are processed in sub-batches of about 8 MiB per intra-op thread so that the
+working set stays in cache. (Measurements behind these choices: docs/als.md.)
 
 Regularisation is a *proximal* ridge: given a centre c_i (the current row, or 0), the row minimises
 
@@ -57,8 +55,7 @@ class Workspace:
 
     The augmented systems and the K/G blocks are prefixes of buffers that stay mapped, so only the first
     half-sweeps page them in. Freshly allocated scratch of that size (tens to hundreds of MiB; glibc hands
-    such blocks back to the kernel on free) costs a page fault per 4 KiB: reusing the buffers made a float32
-    1536×576 r209 sweep 17 % faster on the 2-core VM.
+    such blocks back to the kernel on free) costs a page fault per 4 KiB on every sweep.
     A buffer grows to the largest request seen, so a workspace holds at most the scratch of the larger of
     the two half-sweeps' shapes for each buffer (at most 2 × ``memory_budget``) until it is dropped."""
 
@@ -96,7 +93,7 @@ def _column_blocks(r: int, max_pairs: int) -> list[tuple[int, int]]:
     return blocks
 
 
-def plan(batch: int, m: int, n: int, r: int, element_size: int, memory_budget: int) -> tuple[int, int]:
+def chunk_sizes(batch: int, m: int, n: int, r: int, element_size: int, memory_budget: int) -> tuple[int, int]:
     """(rows per chunk, pairs per block) keeping one chunk's scratch within ``memory_budget`` bytes.
 
     Half the budget goes to per-row tensors (the augmented systems [H | b], r(r+1), plus residual rows, 3n, and
@@ -118,9 +115,8 @@ def _upper_normal_matrices(Wc: torch.Tensor, V: torch.Tensor, blocks, out: torch
     one GEMM G = W·K per column block. For the block k ∈ [k0, k1): K_{j,(k,l)} = V_jk V_jl for l ∈ [k0, r), so
     G fills rows k0:k1 of every H_i from the diagonal rightwards (a plain strided copy; the block's diagonal
     square is written in full). Entries below the diagonal outside those squares are left as they were.
-    K and G are prefixes of two ``workspace`` buffers sized for the widest block, reused by every block:
-    freshly allocated ones cost a page fault per 4 KiB, which made building K 13× slower at r = 512 (a third
-    of the GEMM time)."""
+    K and G are prefixes of two ``workspace`` buffers sized for the widest block, reused by every block
+    (freshly allocated ones cost a page fault per 4 KiB)."""
     B, rows, n = Wc.shape
     r = V.shape[-1]
     width = max((k1 - k0) * (r - k0) for k0, k1 in blocks)
@@ -146,7 +142,7 @@ def normal_matrices(W: torch.Tensor, V: torch.Tensor, memory_budget: int = DEFAU
     from ``memory_budget`` as in ``row_solve`` (the r×r diagonal blocks of the WLRA Gauss–Newton matrix)."""
     m, n = W.shape
     r = V.shape[-1]
-    rows, pairs = plan(1, m, n, r, W.element_size(), memory_budget)
+    rows, pairs = chunk_sizes(1, m, n, r, W.element_size(), memory_budget)
     blocks = _column_blocks(r, pairs)
     return torch.cat([_normal_matrices(W[None, i:i + rows], V[None], blocks)[0] for i in range(0, m, rows)])
 
@@ -239,7 +235,7 @@ def row_solve(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, centre: torch.T
 
     A, W: (B, m, n) (any strides: transposed views are fine); V: (B, n, r); centre: (B, m, r) or None (0).
     Returns U (B, m, r). Rows are processed in chunks; scratch memory stays within ``memory_budget`` bytes
-    (``plan``), held in ``workspace`` (a new one if None: pass the same one to repeated calls to keep it
+    (``chunk_sizes``), held in ``workspace`` (a new one if None: pass the same one to repeated calls to keep it
     mapped). Parallelism is torch's own (intra-op threads, or the GPU).
     """
     B, m, n = A.shape
@@ -248,21 +244,9 @@ def row_solve(A: torch.Tensor, W: torch.Tensor, V: torch.Tensor, centre: torch.T
         raise ValueError(f"reg must be non-negative, got {reg}")
     out = A.new_empty(B, m, r)
     workspace = Workspace() if workspace is None else workspace
-    rows, pairs = plan(B, m, n, r, A.element_size(), memory_budget)
+    rows, pairs = chunk_sizes(B, m, n, r, A.element_size(), memory_budget)
     blocks = _column_blocks(r, pairs)
     for i in range(0, m, rows):
         out[:, i:i + rows] = _solve_rows(A[:, i:i + rows], W[:, i:i + rows], V,
                                          None if centre is None else centre[:, i:i + rows], reg, blocks, workspace)
     return out
-
-
-def batched_objective(A: torch.Tensor, W: torch.Tensor, U: torch.Tensor, V: torch.Tensor,
-                      chunk_elems: int = 1 << 24) -> torch.Tensor:
-    """f_b = Σ W_b ⊙ (A_b − U_b V_bᵀ)² for each b, float64 (B,), in row chunks of ≤ chunk_elems entries."""
-    B, m, n = A.shape
-    rows = max(1, chunk_elems // max(B * n, 1))
-    total = torch.zeros(B, dtype=torch.float64, device=A.device)
-    for i in range(0, m, rows):
-        R = A[:, i:i + rows] - U[:, i:i + rows] @ V.mT
-        total += (W[:, i:i + rows] * R * R).sum(dim=(1, 2), dtype=torch.float64)
-    return total

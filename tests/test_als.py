@@ -8,7 +8,7 @@ from problems import synthetic
 from solvers.als import half_sweep, solve_batched
 from solvers.testing import _random_init
 from solvers import weighted_lstsq
-from solvers.weighted_lstsq import Workspace, _cholesky_solve_, _column_blocks, plan
+from solvers.weighted_lstsq import Workspace, _cholesky_solve_, _column_blocks, chunk_sizes
 
 
 def _data(m=13, n=9, r=3, seed=0, dtype=torch.float64):
@@ -110,18 +110,18 @@ def test_column_blocks_cover_every_pair_and_bound_the_waste():
 
 def test_plan_keeps_scratch_within_budget():
     for budget in [10 ** 6, 10 ** 8, 1 << 30]:
-        rows, pairs = plan(1, 11008, 4096, 1024, 4, budget)
+        rows, pairs = chunk_sizes(1, 11008, 4096, 1024, 4, budget)
         scratch = 4 * (rows * (1024 * 1025 + 3 * 4096 + 4 * 1024) + pairs * (4096 + rows))
         assert rows == 1 or scratch <= budget
     with pytest.raises(ValueError):
-        plan(1, 10, 10, 2, 8, 0)
+        chunk_sizes(1, 10, 10, 2, 8, 0)
 
 
 def test_chunked_and_unchunked_als_give_the_same_iterates():
     p = synthetic.heavy_tailed(m=40, n=30, rank=5)
     init = _random_init(p)
     tiny = 2_000  # bytes: one row per chunk, one pair-row per block
-    assert plan(1, 40, 30, 5, 8, tiny)[0] == 1
+    assert chunk_sizes(1, 40, 30, 5, 8, tiny)[0] == 1
     kw = dict(init=init, max_iter=8, tol=0.0)
     a = solvers.get("als", memory_budget=tiny).solve(p, **kw)
     b = solvers.get("als").solve(p, **kw)

@@ -7,25 +7,24 @@ import torch
 import solvers
 from problems import synthetic
 from solvers.base import DeviceProblem, IterativeSolver, SolverStop
+from solvers.params import Choice, Flag, Int, Real
 
 
 class Scale(IterativeSolver):
     """Unregistered toy solver (no ``name``): multiplies U by ``factor`` each step."""
 
-    parameters = {"factor": 0.5, "stop_after": -1}
+    parameters = {"factor": Real(0.5, allow_inf=True), "stop_after": -1}
 
     def start(self, dp, U, V):
-        self.count = 0
-        return {"U": U, "V": V}
+        return {"U": U, "V": V, "count": 0}
 
     def factors(self, state):
         return state["U"], state["V"]
 
     def step(self, dp, state):
-        self.count += 1
-        if self.count == self.params["stop_after"]:
+        if state["count"] + 1 == self.params["stop_after"]:
             raise SolverStop("converged", "nothing left to do")
-        return {"U": state["U"] * self.params["factor"], "V": state["V"]}
+        return {"U": state["U"] * self.params["factor"], "V": state["V"], "count": state["count"] + 1}
 
 
 P = synthetic.heavy_tailed(m=20, n=15, rank=2)
@@ -44,8 +43,11 @@ def test_divergence_is_reported_not_raised_and_last_finite_iterate_returned():
     res = Scale(factor=1e3).solve(P, max_iter=50)
     assert res.stop_reason == "diverged" and "objective became" in res.info["message"]
     assert torch.isfinite(res.U).all() and res.objective < 1e6 * P.weighted_norm
-    res = Scale(factor=float("nan")).solve(P, max_iter=5)
-    assert res.stop_reason == "diverged" and res.n_iter == 1 and torch.isfinite(res.U).all()
+    assert res.trace[-1].objective == res.objective and res.n_iter == res.trace[-1].iteration  # what it returned
+    res = Scale(factor=float("inf")).solve(P, max_iter=5)
+    assert res.stop_reason == "diverged" and res.n_iter == 0 and torch.isfinite(res.U).all()
+    with pytest.raises(ValueError, match="factor"):
+        Scale(factor=float("nan"))
 
 
 def test_solver_stop_and_convergence_and_callback():
@@ -119,11 +121,23 @@ def test_label_is_self_describing():
     assert Scale().label == "Scale" and Scale(factor=0.25).label == "Scale[factor=0.25]"
 
 
-def test_declared_choices_are_enforced():
+def test_declared_parameters_are_the_whole_check():
     class Picky(Scale):
-        parameters = {**Scale.parameters, "mode": "a"}
-        choices = {"mode": ("a", "b")}
+        parameters = {**Scale.parameters, "mode": Choice("a", ("a", "b")), "k": Int(2, ge=1),
+                      "rate": Real(0.1, gt=0, le=1), "on": Flag(True), "cap": Int(None, ge=1, none=True)}
 
-    assert Picky(mode="b").params["mode"] == "b"
-    with pytest.raises(ValueError, match="mode must be one of 'a', 'b'; got 'c'"):
-        Picky(mode="c")
+    p = Picky(mode="b", k=3.0, rate=1, on=0, cap=None)
+    assert p.params == {"factor": 0.5, "stop_after": -1, "mode": "b", "k": 3, "rate": 1.0, "on": False, "cap": None}
+    assert p.params["k"] == 3 and isinstance(p.params["k"], int) and p.params["on"] is False
+    for bad, kind, text in [({"mode": "c"}, ValueError, "Picky: parameter 'mode' must be one of 'a', 'b', got 'c'"),
+                            ({"k": 0}, ValueError, "'k' must be an integer ≥ 1, got 0"),
+                            ({"k": 2.5}, TypeError, "'k' must be an integer"),
+                            ({"rate": 1.5}, ValueError, r"'rate' must be a finite real number in \(0, 1\], got 1.5"),
+                            ({"rate": float("inf")}, ValueError, "'rate'"), ({"rate": float("nan")}, ValueError, "'rate'"),
+                            ({"on": 2}, TypeError, "'on' must be True or False"), ({"k": True}, TypeError, "'k'"),
+                            ({"stop_after": float("inf")}, TypeError, "stop_after")]:
+        with pytest.raises(kind, match=text):
+            Picky(**bad)
+    with pytest.raises(TypeError, match="Choice"):
+        class Loose(Scale):  # noqa: F841 - a string parameter must declare its choices
+            parameters = {"mode": "a"}

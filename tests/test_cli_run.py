@@ -54,7 +54,7 @@ def test_run_a_file_at_parameter_ratios_with_progress(problem_file, tmp_path, ca
     (["--suite", "synthetic-small", "--rank", "31"], "rank 31 out of range"),
     (["--suite", "synthetic-small", "--rank", "two"], "comma-separated list of int"),
     (["--suite", "synthetic-small", "--param-ratio", "-1"], "param_ratio must be positive"),
-    (["--suite", "synthetic-small", "--max-iter", "-3"], "max_iter must be a non-negative"),
+    (["--suite", "synthetic-small", "--max-iter", "-3"], "max_iter must be an integer ≥ 0"),
     (["--suite", "synthetic-small", "--time-limit", "0"], "must be positive"),
     (["--suite", "synthetic-small", "--executor", "local", "--scheduler", "tcp://127.0.0.1:1"], "dask executor"),
     (["--solvers", "svd"], "give problems with --suite"),

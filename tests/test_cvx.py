@@ -26,8 +26,8 @@ def test_constant_weights_give_singular_value_thresholding_at_the_rank_boundary(
     solver = solvers.get("cvx", refit=False)
     res = solver.solve(p)
     P, s, Qh = np.linalg.svd(p.A.numpy())
-    threshold = solver.lambda_ * s[0]  # λ in units of λ_max = 2c σ₁(A)
-    assert solver.rank_ == 3
+    threshold = res.info["lambda"] * s[0]  # λ in units of λ_max = 2c σ₁(A)
+    assert res.info["relaxed_rank"] == 3 and res.stop_reason == "closed_form"
     assert s[3] * (1 - 1e-6) <= threshold <= s[3] * (1 + 2 * solver.params["lam_tol"])
     expected = (P[:, :3] * (s[:3] - threshold)) @ Qh[:3]
     assert np.allclose((res.U @ res.V.T).numpy(), expected, atol=1e-6)
@@ -47,8 +47,9 @@ def test_positive_weights_and_low_rank_data_stop_at_the_limit():
     p = synthetic.planted(m=30, n=20, rank=3, seed=2)
     solver = solvers.get("cvx")
     res = solver.solve(p)
-    assert solver.lambda_ == 0.0 and solver.rank_ == 3
+    assert res.info["lambda"] == 0.0 and res.info["relaxed_rank"] == 3 and res.info["conic_solves"] == 1
     assert res.rel_error < 1e-12
+    assert not hasattr(solver, "lambda_")  # what a solve learns is in its result, not on the solver
 
 
 def test_binary_weights_give_nuclear_norm_completion():
@@ -57,7 +58,16 @@ def test_binary_weights_give_nuclear_norm_completion():
     p = synthetic.completion(m=30, n=20, rank=3, seed=3)
     solver = solvers.get("cvx")
     res = solver.solve(p)
-    assert solver.lambda_ == 0.0 and res.rel_error < 1e-10
+    assert res.info["lambda"] == 0.0 and res.rel_error < 1e-10
+
+
+def test_time_limit_cuts_the_bisection_short_and_says_so():
+    p = synthetic.heavy_tailed(m=30, n=20, rank=3, seed=1)
+    full = solvers.get("cvx").solve(p)
+    cut = solvers.get("cvx").solve(p, time_limit=1e-9)  # checked before the first bisection step
+    assert full.info["conic_solves"] > 2 and full.stop_reason == "closed_form"
+    assert cut.stop_reason == "time_limit" and cut.info["conic_solves"] == 1
+    assert "time limit" in cut.info["message"] and cut.rel_error <= 1.0
 
 
 @pytest.mark.parametrize("reg", [0.0, 1e-2])

@@ -40,7 +40,7 @@ def test_accepted_iterates_never_increase_f(accel):
 def test_randomized_svd_option_matches_full_svd_on_a_low_rank_problem():
     p = synthetic.completion(m=40, n=30, rank=3, seed=2)
     em = solvers.get("em", svd="randomized", accel="nesterov")
-    assert not em.monotone and solvers.get("em").monotone
+    assert not em.is_monotone and solvers.get("em").is_monotone and type(em).monotone
     res = em.solve(p, init="svd", max_iter=400)
     assert res.objective / p.weighted_norm <= 1e-8
 

@@ -1,0 +1,30 @@
+"""The WLRA objective, the one definition every problem, solver, trace and store value is measured by.
+
+    f(U, V) = Σ_ij W_ij (A_ij − (U Vᵀ)_ij)²
+
+Cost O(mnk) for the product plus O(mn) for the weighted sum. Rows are processed in chunks so the residual
+never needs more than ``chunk_elems`` entries of scratch memory, and sums accumulate in float64 whatever the
+working dtype, so float32 runs are measured to float64 rounding of their own iterates. Leading batch
+dimensions, (B, m, n) with U (B, m, k) and V (B, n, k), are B problems at once.
+"""
+from __future__ import annotations
+
+import torch
+
+DEFAULT_CHUNK_ELEMS = 1 << 24  # 16M entries: 64 MiB of float32 scratch
+
+
+def weighted_squared_error(A: torch.Tensor, W: torch.Tensor, U: torch.Tensor | None = None,
+                           V: torch.Tensor | None = None, *, chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> torch.Tensor:
+    """Σ W (A − U Vᵀ)² per problem, as a float64 tensor of the batch shape (0-d for one m×n problem) on A's
+    device; with U = V = None, Σ W A² (the zero matrix's objective). float(...) of a 0-d result is the value."""
+    m, n = A.shape[-2:]
+    batch = A.shape[:-2]
+    rows = max(1, chunk_elems // max(n * batch.numel(), 1))
+    total = torch.zeros(batch, dtype=torch.float64, device=A.device)
+    for i in range(0, m, rows):
+        R = A[..., i:i + rows, :]
+        if U is not None:
+            R = R - U[..., i:i + rows, :] @ V.mT
+        total += (W[..., i:i + rows, :] * R * R).sum(dim=(-2, -1), dtype=torch.float64)
+    return total
