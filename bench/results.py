@@ -7,12 +7,13 @@ exists, which is how a re-run skips it. ``load(DIR)`` concatenates every run. ``
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from problems.files import atomic_path
 
 RUNS = "runs"
 SCHEMA = pa.schema([
@@ -70,13 +71,8 @@ def write_run(out, rows: dict) -> Path:
     if len(ids) != 1:
         raise ValueError(f"write_run expects the rows of exactly one run, got run ids {sorted(ids)}")
     path = run_path(out, ids.pop())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        pq.write_table(table, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     return path
 
 

@@ -7,11 +7,11 @@ also writes ``name`` and ``meta`` (JSON) so a round trip is lossless. Every fail
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from problems.files import atomic_path
 from problems.problem import Problem
 
 FORMATS = (".npz", ".safetensors")
@@ -73,21 +73,19 @@ def save(problem: Problem, path) -> Path:
     path = Path(path)
     if path.suffix not in FORMATS:
         raise ProblemFileError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(FORMATS)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     A, W = problem.A.numpy(), problem.W.numpy()
     meta = json.dumps(problem.meta, default=str)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
-    if path.suffix == ".npz":
-        extra = {} if problem.f_star is None else {"f_star": np.float64(problem.f_star)}
-        np.savez(tmp, A=A, W=W, rank=np.int64(problem.rank), name=np.str_(problem.name), meta=np.str_(meta),
-                 **extra)
-    else:
-        from safetensors.numpy import save_file
+    with atomic_path(path, suffix=path.suffix) as tmp:  # np.savez appends .npz to a name without it
+        if path.suffix == ".npz":
+            extra = {} if problem.f_star is None else {"f_star": np.float64(problem.f_star)}
+            np.savez(tmp, A=A, W=W, rank=np.int64(problem.rank), name=np.str_(problem.name),
+                     meta=np.str_(meta), **extra)
+        else:
+            from safetensors.numpy import save_file
 
-        tensors = {"A": np.ascontiguousarray(A), "W": np.ascontiguousarray(W),
-                   "rank": np.array(problem.rank, dtype=np.int64)}
-        if problem.f_star is not None:
-            tensors["f_star"] = np.array(problem.f_star, dtype=np.float64)
-        save_file(tensors, str(tmp), metadata={"name": problem.name, "meta": meta})
-    os.replace(tmp, path)
+            tensors = {"A": np.ascontiguousarray(A), "W": np.ascontiguousarray(W),
+                       "rank": np.array(problem.rank, dtype=np.int64)}
+            if problem.f_star is not None:
+                tensors["f_star"] = np.array(problem.f_star, dtype=np.float64)
+            save_file(tensors, str(tmp), metadata={"name": problem.name, "meta": meta})
     return path

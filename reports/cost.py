@@ -12,19 +12,18 @@ from functools import lru_cache
 
 import torch
 
+from solvers.device import synchronize
+
 MIN_BATCH_SECONDS = 1e-3  # time batches of products at least this long: the clock and call overhead vanish
 
 
 def _batch_seconds(A: torch.Tensor, V: torch.Tensor, batch: int) -> float:
     """Wall seconds of ``batch`` products A @ V, synchronised on CUDA."""
-    cuda = A.device.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize(A.device)
+    synchronize(A.device)
     start = time.perf_counter()
     for _ in range(batch):
         A @ V
-    if cuda:
-        torch.cuda.synchronize(A.device)
+    synchronize(A.device)
     return time.perf_counter() - start
 
 

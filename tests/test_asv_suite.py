@@ -63,7 +63,7 @@ def test_asv_quick_run_succeeds_and_saves_results(asv_env):
     (results,) = [p for p in (tmp / "results").glob("*/*.json") if p.name != "machine.json"]
     saved = json.loads(results.read_text())
     kinds = {name.split(".")[0] for name in saved["results"]}
-    assert kinds == {"solvers_suite", "als_suite", "batched_suite", "large"}
+    assert kinds == {"solvers_suite", "throughput_suite", "batched_suite", "large"}
     for name in saved["results"]:
         values = _cpu_values(saved, name)
         if name.startswith("solvers_suite."):

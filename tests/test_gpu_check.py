@@ -3,8 +3,8 @@ import pytest
 import torch
 
 import solvers
-from bench import gpu_check
-from bench.throughput import stacked_problems
+from bench.perf import gpu_check
+from bench.perf.throughput import batched_solvers, stacked_problems
 from problems import synthetic
 
 CPU = torch.device("cpu")
@@ -38,7 +38,7 @@ def test_cpu_dry_run_prints_both_tables(capsys):
 
 def test_closed_form_solver_matches_and_has_no_iteration_rate():
     p = synthetic.heavy_tailed(*gpu_check.SMALL.check, seed=0)
-    check = gpu_check.check_solver("svd", p, CPU, iters=5)
+    check = gpu_check.precision_check("svd", p, CPU, iters=5)
     assert check["rel diff"] <= 1e-5  # one SVD in float32 vs float64
     speed = gpu_check.speed_solver("svd", p, CPU, iters=5, time_limit=10.0)
     assert speed["it/s"] == "-" and speed["GFLOP/s"] == "-"
@@ -47,19 +47,19 @@ def test_closed_form_solver_matches_and_has_no_iteration_rate():
 def test_als_rows_agree_and_report_gflops():
     als = _als()
     p = synthetic.heavy_tailed(*gpu_check.SMALL.check, seed=0)
-    assert gpu_check.check_solver("als", p, CPU, iters=5)["rel diff"] <= 1e-4
+    assert gpu_check.precision_check("als", p, CPU, iters=5)["rel diff"] <= 1e-4
     speed = gpu_check.speed_solver("als", p, CPU, iters=2, time_limit=10.0)
     assert speed["iters"] == 2 and float(speed["GFLOP/s"]) > 0 and float(speed["GEMM GFLOP/s"]) > 0
 
 
-@pytest.mark.parametrize("name", gpu_check.BATCHED)
+@pytest.mark.parametrize("name", batched_solvers())
 def test_batched_modes_agree_and_report_throughput(name):
     mode = gpu_check.batched_mode(name)
     if mode is None:
         pytest.skip(f"solvers.{name} has no batched mode in this build")
     A, W = stacked_problems(*gpu_check.SMALL.batch)
     rank = gpu_check.SMALL.batch[-1]
-    assert gpu_check.check_batched(mode, A, W, rank, CPU, iters=3)["rel diff"] <= 1e-4
+    assert gpu_check.batched_precision_check(mode, A, W, rank, CPU, iters=3)["rel diff"] <= 1e-4
     batched = gpu_check.speed_batched(mode, A, W, rank, CPU, iters=2)
     assert batched["solver"] == f"{name} (batched)" and batched["iters"] == 2
     assert float(batched["matrices/s"]) > 0 and float(batched["GFLOP/s"]) > 0

@@ -36,15 +36,31 @@ def test_duplicate_name_is_refused():
 
 
 def test_readme_example_dropped_into_solvers_is_discovered_and_conforms(tmp_path):
-    """Copy the package, add the README's example file, and run discovery + conformance in a fresh process."""
-    for pkg in ("solvers", "problems"):
+    """Copy the packages, add the README's example file, and in a fresh process: discovery, the listing, the
+    conformance checks and the throughput benchmarks' solver list see it with no other edit; a batched entry
+    point declared on the class puts it in the batched benchmarks too."""
+    for pkg in ("solvers", "problems", "bench"):
         shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "solvers" / "block_gradient.py").write_text(_readme_example())
+    example = _readme_example()
+    (tmp_path / "solvers" / "block_gradient.py").write_text(example)
+    batched = example.replace('"block_gradient"', '"block_gradient_batched"').replace(
+        "class BlockGradient(", "class BlockGradientBatched(").replace(
+        "    monotone = True\n", "    monotone = True\n    solve_batched = staticmethod(lambda A, W, rank, **kw: None)\n")
+    (tmp_path / "solvers" / "block_gradient_batched.py").write_text(batched)
     script = textwrap.dedent("""
+        import contextlib, io
         import solvers
+        from bench.cli import main
+        from bench.perf.throughput import batched_solvers, modelled_solvers
         from solvers.testing import check_solver
         assert "block_gradient" in solvers.available(), solvers.available()
         check_solver("block_gradient")
+        listing = io.StringIO()
+        with contextlib.redirect_stdout(listing):
+            assert main(["solvers"]) == 0
+        assert "block_gradient " in listing.getvalue() and "step_scale=1.0" in listing.getvalue()
+        assert "block_gradient" in modelled_solvers() and "block_gradient" not in batched_solvers()
+        assert "block_gradient_batched" in batched_solvers()
         print("ok", solvers.solver_class("block_gradient").__module__)
     """)
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)

@@ -3,8 +3,10 @@
 Modules (asv names benchmarks ``module.Class.method``):
 - ``solvers_suite``: every registered solver × problem size × device: time per iteration, peak memory of a
   solve, and relative error / relative suboptimality after a fixed iteration budget;
-- ``als_suite``: ALS sweeps per second and achieved GFLOP/s next to the same run's GEMM GFLOP/s;
-- ``batched_suite``: batched ALS and Adam on many same-shape matrices (matrices/s, GFLOP/s);
+- ``throughput_suite``: every solver that declares a FLOP model: iterations per second and achieved GFLOP/s
+  next to the same run's GEMM GFLOP/s on the solver's reference product;
+- ``batched_suite``: every solver that declares a batched entry point, on many same-shape matrices
+  (matrices/s, GFLOP/s);
 - ``large``: peak memory of an ALS half-sweep at 11008×4096 rank 1024 (minutes on a CPU: excluded from the
   quick check with ``-b '^(?!large\\.)'``).
 

@@ -10,6 +10,7 @@ import os
 import torch
 
 from problems import synthetic
+from solvers.device import resolve_device
 
 # The device axis lists CUDA only where torch sees it: a CPU-only machine would otherwise spend one benchmark
 # process per skipped CUDA combination (asv runs each parameter set in its own process).
@@ -34,6 +35,14 @@ def size_label(m: int, n: int, rank: int, batch: int | None = None) -> str:
 def build(family: str, m: int, n: int, rank: int, seed: int = SEED, dtype: str = "float32"):
     """A synthetic problem (``problems.synthetic``), deterministic for the arguments."""
     return synthetic.make(family, m=m, n=n, rank=rank, seed=seed, dtype=dtype)
+
+
+def device_or_skip(device) -> torch.device:
+    """The torch.device, or NotImplementedError (asv: skipped) where torch cannot use it here."""
+    try:
+        return resolve_device(device)
+    except ValueError as exc:
+        raise NotImplementedError(str(exc)) from exc
 
 
 def als_or_skip():

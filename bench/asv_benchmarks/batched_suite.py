@@ -1,25 +1,27 @@
 """Batched solvers: B same-shape matrices (e.g. the 30 q_proj of SmolLM2, 576×576) solved as one problem.
 
-``solve_batched`` of ``solvers.als`` and ``solvers.adam`` (``bench.throughput.BATCHED``) advances all B problems
-through the same batched products, which is what fills a GPU. Tracked per solver: matrices per second of a
+Every solver that declares a batched entry point (``Solver.solve_batched``; ``bench.perf.throughput.batched_solvers``,
+so a new one is benchmarked with no edit here) advances all B problems through the same batched products, which is
+what fills a GPU. Tracked per solver: matrices per second of a
 whole solve (truncated-SVD start plus ``ITERATIONS`` iterations, as a user runs it) and the achieved GFLOP/s of
 the iterations alone (from a precomputed start, model FLOPs ``B·iterations·BatchedMode.flops`` over measured
-seconds). A solver without a batched mode in this build is skipped.
+seconds). Each solver runs as many iterations as cost about ``ITERATION_FLOPS`` by its own FLOP model.
 """
 from __future__ import annotations
 
-from bench.throughput import BATCHED, as_device, batched_mode, best_time, stacked_problems, synchronize
+from bench.perf.throughput import batched_mode, batched_solvers, best_time, stacked_problems
+from solvers.device import synchronize
 
-from ._common import DEVICES, SEED, size_label, sizes
+from ._common import DEVICES, SEED, device_or_skip, size_label, sizes
 
 SHAPES = {size_label(m, n, r, b): (b, m, n, r)
           for b, m, n, r in sizes([(8, 192, 576, 48), (30, 576, 576, 144)], [(3, 24, 16, 4)])}
-ITERATIONS = {"als": 2, "adam": 20}  # an ALS sweep costs about r/3 Adam iterations
+ITERATION_FLOPS = 6e9  # per matrix of the larger shape: one ALS sweep, or about 20 first-order iterations
 REPEAT = 1
 
 
 class Batched:
-    params = [list(BATCHED), list(SHAPES), DEVICES]
+    params = [batched_solvers(), list(SHAPES), DEVICES]
     param_names = ["solver", "shape", "device"]
     timeout = 600
 
@@ -28,12 +30,10 @@ class Batched:
 
     def setup(self, stacks, solver, shape, device):
         self.mode = batched_mode(solver)
-        if self.mode is None:
-            raise NotImplementedError(f"solvers.{solver} has no batched mode in this build")
-        self.device = as_device(device)
+        self.device = device_or_skip(device)
         self.A, self.W = (t.to(self.device) for t in stacks[shape])
         batch, m, n, self.rank = SHAPES[shape]
-        self.iterations = ITERATIONS[solver]
+        self.iterations = max(1, round(ITERATION_FLOPS / self.mode.flops(576, 576, 144)))
         self.start = self.mode.solve_batched(self.A, self.W, self.rank, max_iter=0, seed=SEED)[:2]
         self.iteration_flops = batch * self.mode.flops(m, n, self.rank)
         self.mode.solve_batched(self.A, self.W, self.rank, max_iter=1, init=self.start)  # warm-up

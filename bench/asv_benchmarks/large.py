@@ -13,9 +13,10 @@ from __future__ import annotations
 import torch
 
 import solvers
-from bench.throughput import PeakMemory, as_device, synchronize
+from bench.perf.throughput import PeakMemory
+from solvers.device import synchronize
 
-from ._common import DEVICES, SEED, als_or_skip, build, sizes
+from ._common import DEVICES, SEED, als_or_skip, build, device_or_skip, sizes
 
 (SHAPE,) = sizes([(11008, 4096, 1024)], [(64, 48, 8)])
 
@@ -30,7 +31,7 @@ class ALSHalfSweepMemory:
 
     def setup(self, problem, device):
         self.als = als_or_skip()
-        self.device = as_device(device)
+        self.device = device_or_skip(device)
         self.A, self.W = problem.A.to(self.device), problem.W.to(self.device)
         m, n, r = SHAPE
         g = torch.Generator().manual_seed(SEED)

@@ -11,11 +11,11 @@ an iteration budget, not a time budget, so the tracked number does not move with
 from __future__ import annotations
 
 import solvers
-from bench.throughput import as_device, synchronize
 from solvers import DeviceProblem, SolverStop
+from solvers.device import synchronize
 from solvers.initial import initial_factors
 
-from ._common import DEVICES, SEED, build, refuse_or_skip, size_label, sizes
+from ._common import DEVICES, SEED, build, device_or_skip, refuse_or_skip, size_label, sizes
 
 SIZES = sizes([(256, 192, 16), (1024, 768, 64)], [(40, 30, 4)])
 BUDGET = 50
@@ -34,7 +34,7 @@ class _Problems:
                 for s in SIZES}
 
     def setup(self, problems, name, size, device):
-        self.device = as_device(device)
+        self.device = device_or_skip(device)
         self.solver = solvers.get(name)
         self.problem = problems[size]["heavy_tailed"]
         self.planted = problems[size]["planted"]

@@ -1,79 +1,81 @@
-"""ALS throughput: sweeps per second and achieved GFLOP/s, read against the machine's own GEMM GFLOP/s.
+"""Throughput of every solver that declares a FLOP model (``Solver.flops``): iterations per second and
+achieved GFLOP/s, read against the machine's own GEMM GFLOP/s on the product the solver names as its
+reference (``Solver.gemm_shape``; ALS: the normal-matrix GEMM G = W·K with r(r+1)/2 columns).
 
-A sweep is ``ALS.step`` (the U half-sweep, then the V half-sweep, as the solver runs them); its FLOPs are the
-kernel's own model (``bench.throughput.als_sweep_flops``, dominated by the normal-matrix GEMMs G = W·K with
-r(r+1)/2 columns). The reference rate is one GEMM of that dominant shape, same dtype, same device, measured
-by ``track_gemm_gflops``; ``track_fraction_of_gemm`` measures both back to back in one process so the ratio
-is not confounded by load that changed between two benchmarks. Timings are the best of ``REPEAT``
-synchronised sweeps after a warm-up (``bench.throughput.best_time``).
+An iteration is the solver's ``step`` as the solver loop runs it, from its default start. The solver list is
+``bench.perf.throughput.modelled_solvers()`` at import, so a new solver file that declares ``flops`` is
+tracked with no edit here. ``track_fraction_of_gemm`` measures the iteration and the GEMM back to back in one
+process so the ratio is not confounded by load that changed between two benchmarks. Timings are the best of
+``REPEAT`` synchronised iterations after a warm-up (``bench.perf.throughput.best_time``).
 """
 from __future__ import annotations
 
 import solvers
-from bench.throughput import als_gemm_shape, als_sweep_flops, as_device, best_time, gemm_gflops, synchronize
-from solvers import DeviceProblem
+from bench.perf.throughput import best_time, gemm_gflops, iteration_model, modelled_solvers
+from solvers import DeviceProblem, SolverStop
+from solvers.device import synchronize
 from solvers.initial import initial_factors
 
-from ._common import DEVICES, DTYPES, SEED, als_or_skip, build, size_label, sizes
+from ._common import DEVICES, DTYPES, SEED, build, device_or_skip, refuse_or_skip, size_label, sizes
 
 SIZES = sizes([(768, 768, 64), (3072, 768, 96), (1536, 576, 209)], [(48, 32, 5)])
 REPEAT = 3
 
 
-class ALSThroughput:
-    params = [[size_label(*s) for s in SIZES], list(DTYPES), DEVICES]
-    param_names = ["size", "dtype", "device"]
+class Throughput:
+    params = [modelled_solvers(), [size_label(*s) for s in SIZES], list(DTYPES), DEVICES]
+    param_names = ["solver", "size", "dtype", "device"]
     timeout = 600
 
     def setup_cache(self):
         return {size_label(*s): build("heavy_tailed", *s, dtype="float64") for s in SIZES}
 
-    def setup(self, problems, size, dtype, device):
-        als_or_skip()
-        self.device = as_device(device)
+    def setup(self, problems, name, size, dtype, device):
+        self.device = device_or_skip(device)
         problem = problems[size]
-        self.solver = solvers.get("als")
+        self.solver = solvers.get(name)
+        refuse_or_skip(self.solver, problem)
         self.dp = DeviceProblem.from_problem(problem, self.device, DTYPES[dtype], SEED)
-        self.state = self.solver.start(self.dp, *initial_factors("svd", self.dp, seed=SEED))
+        self.start = initial_factors(self.solver.default_init, self.dp, seed=SEED)
+        self.state = self.solver.start(self.dp, *(t.clone() for t in self.start))
         m, n = problem.shape
-        self.flops = als_sweep_flops(m, n, problem.rank)
-        self.gemm_shape = als_gemm_shape(m, n, problem.rank)
-        self.sweep()  # warm-up: the first BLAS/LAPACK calls pay one-off initialisation
+        flops, gemm_shape = iteration_model(name)
+        self.flops, self.gemm_shape = flops(m, n, problem.rank), gemm_shape(m, n, problem.rank)
+        self.iterate()  # warm-up: the first BLAS/LAPACK calls pay one-off initialisation
         synchronize(self.device)
 
-    def sweep(self):
-        self.state = self.solver.step(self.dp, self.state)
+    def iterate(self):
+        try:
+            self.state = self.solver.step(self.dp, self.state)
+        except SolverStop:  # converged: start over (the step's work was still done)
+            self.state = self.solver.start(self.dp, *(t.clone() for t in self.start))
 
-    def sweep_seconds(self) -> float:
-        return best_time(self.sweep, self.device, REPEAT)
+    def iteration_seconds(self) -> float:
+        return best_time(self.iterate, self.device, REPEAT)
 
     def gemm_gflops(self) -> float:
         return gemm_gflops(*self.gemm_shape, dtype=self.dp.dtype, device=self.device, repeat=REPEAT)
 
-    def time_sweep(self, problems, size, dtype, device):
-        self.sweep()
-        synchronize(self.device)
+    def track_iterations_per_second(self, problems, name, size, dtype, device):
+        return 1.0 / self.iteration_seconds()
 
-    def track_sweeps_per_second(self, problems, size, dtype, device):
-        return 1.0 / self.sweep_seconds()
+    track_iterations_per_second.unit = "iterations/s"
 
-    track_sweeps_per_second.unit = "sweeps/s"
-
-    def track_gflops(self, problems, size, dtype, device):
-        """Achieved GFLOP/s of an ALS sweep (model FLOPs / measured seconds)."""
-        return self.flops / self.sweep_seconds() / 1e9
+    def track_gflops(self, problems, name, size, dtype, device):
+        """Achieved GFLOP/s of an iteration (model FLOPs / measured seconds)."""
+        return self.flops / self.iteration_seconds() / 1e9
 
     track_gflops.unit = "GFLOP/s"
 
-    def track_gemm_gflops(self, problems, size, dtype, device):
-        """This machine's GEMM GFLOP/s on the sweep's dominant product shape (the reference)."""
+    def track_gemm_gflops(self, problems, name, size, dtype, device):
+        """This machine's GEMM GFLOP/s on the solver's reference product shape."""
         return self.gemm_gflops()
 
     track_gemm_gflops.unit = "GFLOP/s"
 
-    def track_fraction_of_gemm(self, problems, size, dtype, device):
-        """ALS sweep GFLOP/s ÷ GEMM GFLOP/s, both measured in this one call."""
+    def track_fraction_of_gemm(self, problems, name, size, dtype, device):
+        """Iteration GFLOP/s ÷ GEMM GFLOP/s, both measured in this one call."""
         gemm = self.gemm_gflops()
-        return self.flops / self.sweep_seconds() / 1e9 / gemm
+        return self.flops / self.iteration_seconds() / 1e9 / gemm
 
     track_fraction_of_gemm.unit = "ratio"

@@ -1,7 +1,6 @@
 """Options and helpers shared by the real-LM commands (fisher, compress, svd-risk)."""
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,14 +86,10 @@ def stamp() -> str:
 
 
 def write_csv(frame, path) -> Path:
-    """Write a DataFrame as CSV atomically (temp file + rename)."""
+    """Write a DataFrame as CSV atomically (``problems.files.atomic_path``)."""
+    from problems.files import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
     return path
-
-
-def print_table(frame, floatfmt: str = "{:.5g}") -> None:
-    print(frame.to_string(index=False, float_format=lambda v: floatfmt.format(v)))

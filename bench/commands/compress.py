@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.commands._lm import (add_fisher_options, add_solve_options, default_weighted_solvers, fisher_args,
-                                missing_packages_are_usage_errors, parse_floats, parse_solvers, print_table,
+                                missing_packages_are_usage_errors, parse_floats, parse_solvers,
                                 solve_kwargs, stamp, write_csv)
+from bench.tables import print_table
 
 MODEL_COLUMNS = ["model", "solver", "param_ratio", "n_params", "eval_loss", "mean_rel_error"]
 

@@ -6,7 +6,7 @@ a missing package or a long computation are only built when named.
 """
 from __future__ import annotations
 
-from bench.commands._table import print_table
+from bench.tables import print_table
 from problems import synthetic
 from problems.suites import available_suites, build_suite, get_suite
 

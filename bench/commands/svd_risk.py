@@ -11,8 +11,9 @@ import math
 from pathlib import Path
 
 from bench.commands._lm import (add_fisher_options, add_solve_options, default_weighted_solvers, fisher_args,
-                                missing_packages_are_usage_errors, parse_floats, parse_solvers, print_table,
+                                missing_packages_are_usage_errors, parse_floats, parse_solvers,
                                 solve_kwargs, write_csv)
+from bench.tables import print_table
 
 
 def _ratio(svd_error: float, best_error: float) -> float:
@@ -81,7 +82,7 @@ def run(args) -> int:
     if args.suite in lmpkg.SUITES:
         opts = fisher_args(args)
         with missing_packages_are_usage_errors():
-            lm, problems = lmpkg.build_suite(args.suite, cache_dir=opts["cache_dir"], tokens=opts["tokens"],
+            lm, problems = lmpkg.load_suite(args.suite, cache_dir=opts["cache_dir"], tokens=opts["tokens"],
                                              seed=opts["seed"], progress=opts["progress"])
         if args.no_loss:
             lm = None

@@ -1,4 +1,4 @@
-"""ALS and EM performance, measured as ratios within one run (``python -m bench.als_perf``).
+"""ALS and EM performance, measured as ratios within one run (``python -m bench.perf.als_perf``).
 
 1. ALS sweep GFLOP/s against this machine's own GEMM GFLOP/s, both measured here, at 768×768 r64,
    3072×768 r96 and 1536×576 r209 in float32 and float64. The FLOP count of a sweep (U- then V-update, both
@@ -27,8 +27,9 @@ from pathlib import Path
 
 import torch
 
-from bench.throughput import als_gemm_shape, als_sweep_flops, best_time, gemm_gflops
-from solvers.weighted_lstsq import DEFAULT_MEMORY_BUDGET, plan
+from bench.perf.throughput import best_time, gemm_gflops
+from solvers.als import ALS
+from solvers.weighted_lstsq import DEFAULT_MEMORY_BUDGET, chunk_sizes
 
 SHAPES = [(768, 768, 64), (3072, 768, 96), (1536, 576, 209)]
 BIG = (11008, 4096, 1024)
@@ -46,8 +47,8 @@ def sweep_rates(dtype: torch.dtype, repeat: int) -> list[dict]:
         U, V = torch.randn(1, m, r, generator=g).to(dtype), torch.randn(1, n, r, generator=g).to(dtype)
         workspace = Workspace()                                    # kept across sweeps, as the solver does
         t = best_time(lambda: sweep(A, W, U, V, DEFAULT_REG, DEFAULT_MEMORY_BUDGET, workspace), "cpu", repeat)
-        same_shape = gemm_gflops(*als_gemm_shape(m, n, r), dtype=dtype, repeat=repeat)
-        rate = als_sweep_flops(m, n, r) / t / 1e9
+        same_shape = gemm_gflops(*ALS.gemm_shape(m, n, r), dtype=dtype, repeat=repeat)
+        rate = ALS.flops(m, n, r) / t / 1e9
         rows.append(dict(dtype=str(dtype).removeprefix("torch."), shape=f"{m}x{n} r{r}", sweep_s=t,
                          sweep_gflops=rate, gemm_square_gflops=square, gemm_same_shape_gflops=same_shape,
                          ratio_square=rate / square, ratio_same_shape=rate / same_shape))
@@ -66,7 +67,7 @@ def big_half_sweep(chunks: int) -> dict:
     m, n, r = BIG
     g = torch.Generator().manual_seed(0)
     A, W, V = torch.randn(m, n, generator=g), torch.rand(m, n, generator=g), torch.randn(n, r, generator=g)
-    rows, _ = plan(1, m, n, r, 4, DEFAULT_MEMORY_BUDGET)
+    rows, _ = chunk_sizes(1, m, n, r, 4, DEFAULT_MEMORY_BUDGET)
     done = min(m, chunks * rows)
     base = _rss_bytes()
     start = time.perf_counter()
@@ -124,7 +125,7 @@ def main(argv=None) -> int:
               f"{row['ratio_same_shape']:10.0%}")
     if args.big_chunks > 0:
         threads = ["--threads", str(args.threads)] if args.threads else []
-        proc = subprocess.run([sys.executable, "-m", "bench.als_perf", "--_big", str(args.big_chunks), *threads],
+        proc = subprocess.run([sys.executable, "-m", "bench.perf.als_perf", "--_big", str(args.big_chunks), *threads],
                               capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
         big = results["big"] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"\n{big['shape']} half-sweep, budget {big['budget_bytes'] / 2**30:.2f} GiB: "

@@ -1,9 +1,9 @@
 """Compare solvers on one problem from the SAME initial factors: objective versus time, and who first reaches
 a target relative to the best value any of them found.
 
-    python -m bench.compare_solvers --family heavy_tailed --m 300 --n 200 --rank 16 \\
+    python -m bench.perf.compare_solvers --family heavy_tailed --m 300 --n 200 --rank 16 \\
         --solvers gd,adam,sgd,adam_sgd,als --time-limit 60
-    python -m bench.compare_solvers --npz layer.npz --rank 32 --solvers gd,adam --init random
+    python -m bench.perf.compare_solvers --npz layer.npz --rank 32 --solvers gd,adam --init random
 
 The initial point (``--init``: "best_closed_form" (default), "random", or any solver name) is computed once and
 handed to every iterative solver as a (U, V) pair, so its cost is not in anyone's time; closed-form solvers
@@ -25,8 +25,10 @@ import torch
 
 import problems
 import solvers
+from bench.grid import parse_solver_specs
 from problems import synthetic
-from solvers.base import DeviceProblem, resolve_device, resolve_dtype
+from solvers.base import DeviceProblem
+from solvers.device import resolve_device, resolve_dtype
 from solvers.initial import initial_factors
 
 
@@ -127,7 +129,7 @@ def report(problem, out: dict, *, columns: int = 8, file=sys.stdout) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.compare_solvers", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.perf.compare_solvers", description=__doc__.split("\n\n")[0])
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--family", default="heavy_tailed", choices=sorted(synthetic.FAMILIES))
     src.add_argument("--npz", help="a problem file (problems.load): arrays A, W, optional rank")
@@ -135,7 +137,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--solvers", default="gd,adam,sgd,adam_sgd", help="comma-separated registered names")
+    ap.add_argument("--solvers", default="gd,adam,sgd,adam_sgd",
+                    help='solver specs with grids, as for `wlrbench run`, e.g. "adam[lr=[1e-2,3e-2]],als"')
     ap.add_argument("--init", default="best_closed_form", help="best_closed_form, random, or a solver name")
     ap.add_argument("--rtol", type=float, default=1e-3)
     ap.add_argument("--time-limit", type=float, default=None, help="solver seconds per run")
@@ -146,10 +149,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    names = [s.strip() for s in args.solvers.split(",") if s.strip()]
-    unknown = [s for s in names if s not in solvers.available()]
-    if unknown:
-        ap.error(f"unknown solver(s) {', '.join(unknown)}; available: {', '.join(solvers.available())}")
+    try:
+        names = parse_solver_specs(args.solvers)
+    except ValueError as exc:
+        ap.error(str(exc))
     problem = build_problem(args)
     out = compare(problem, names, init=args.init, rtol=args.rtol, seed=args.seed, time_limit=args.time_limit,
                   max_iter=args.max_iter, device=args.device, dtype=args.dtype)

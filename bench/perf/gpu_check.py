@@ -1,7 +1,7 @@
 """GPU check: correctness against a float64 CPU reference, then throughput, for ALS / Adam / SVP and batched ALS.
 
-    python -m bench.gpu_check                      # on a CUDA machine: the full check (< 5 minutes)
-    python -m bench.gpu_check --device cpu --small # the same code paths on tiny problems (CI, no GPU)
+    python -m bench.perf.gpu_check                      # on a CUDA machine: the full check (< 5 minutes)
+    python -m bench.perf.gpu_check --device cpu --small # the same code paths on tiny problems (CI, no GPU)
 
 1. Correctness. Each solver runs ``--check-iters`` iterations from the truncated-SVD start on a seeded
    Fisher-like problem (``problems.synthetic.heavy_tailed``), once in float64 on the CPU (the reference) and
@@ -12,8 +12,8 @@
    second (the start excluded), ALS's achieved GFLOP/s and its share of the same device's GEMM GFLOP/s on the
    sweep's dominant product shape; the batched modes on 30 matrices 576×576 rank 144: matrices per second of
    a whole solve (SVD start + iterations) and GFLOP/s of the iterations (model FLOPs of
-   ``bench.throughput``; Adam's reference GEMM is the (m×n)·(n×r) product). Every timing synchronises CUDA
-   before reading the clock (the solvers' ``Clock`` and ``bench.throughput.best_time``).
+   ``bench.perf.throughput``; Adam's reference GEMM is the (m×n)·(n×r) product). Every timing synchronises CUDA
+   before reading the clock (the solvers' ``Clock`` and ``bench.perf.throughput.best_time``).
 
 Solvers that are not registered in this installation are listed as skipped, not failed.
 """
@@ -28,9 +28,10 @@ from dataclasses import dataclass
 import torch
 
 import solvers
-from bench.commands._table import print_table
-from bench.throughput import (BATCHED, BatchedMode, als_gemm_shape, als_sweep_flops, as_device, batched_mode,
-                              best_time, gemm_gflops, stacked_problems)
+from bench.perf.throughput import (BatchedMode, batched_mode, best_time, gemm_gflops, iteration_model,
+                                   stacked_problems)
+from bench.tables import print_table
+from solvers.device import resolve_device
 from problems import synthetic
 
 SOLVERS = ("als", "adam", "svp")
@@ -70,7 +71,7 @@ def _rel_diff(value: float, reference: float) -> float:
     return abs(value - reference) / max(abs(reference), torch.finfo(torch.float64).tiny)
 
 
-def check_solver(name: str, problem, device, iters: int) -> dict:
+def precision_check(name: str, problem, device, iters: int) -> dict:
     """Float32 on ``device`` against float64 on the CPU, same start, same iteration count."""
     solver = solvers.get(name)
     kw = dict(max_iter=iters, init="svd", seed=SEED) if not solver.closed_form else dict(seed=SEED)
@@ -81,7 +82,7 @@ def check_solver(name: str, problem, device, iters: int) -> dict:
             "rel diff": _rel_diff(dev.rel_error, ref.rel_error)}
 
 
-def check_batched(mode: BatchedMode, A, W, rank: int, device, iters: int) -> dict:
+def batched_precision_check(mode: BatchedMode, A, W, rank: int, device, iters: int) -> dict:
     """A batched mode: per-matrix objectives, float32 on ``device`` against float64 on the CPU (worst matrix)."""
     start = mode.solve_batched(A.double(), W.double(), rank, max_iter=0, seed=SEED)[:2]
     f64 = mode.solve_batched(A.double(), W.double(), rank, max_iter=iters, tol=0.0, init=start)[2]
@@ -96,7 +97,8 @@ def check_batched(mode: BatchedMode, A, W, rank: int, device, iters: int) -> dic
 
 
 def speed_solver(name: str, problem, device, iters: int, time_limit: float) -> dict:
-    """Iterations per second of a float32 solve on ``device`` (start excluded); GFLOP/s for ALS."""
+    """Iterations per second of a float32 solve on ``device`` (start excluded); GFLOP/s where the solver
+    declares a FLOP model (``Solver.flops``), against the GEMM of its declared reference shape."""
     solver = solvers.get(name)
     m, n = problem.shape
     r = problem.rank
@@ -105,9 +107,11 @@ def speed_solver(name: str, problem, device, iters: int, time_limit: float) -> d
     loop = res.time - res.trace[0].seconds if not solver.closed_form else res.time
     per_s = res.n_iter / loop if res.n_iter and loop > 0 else None
     gflops = gemm = None
-    if name == "als" and per_s:
-        gflops = als_sweep_flops(m, n, r) * per_s / 1e9
-        gemm = gemm_gflops(*als_gemm_shape(m, n, r), dtype=torch.float32, device=device)
+    model = iteration_model(name)
+    if model is not None and per_s:
+        flops, gemm_shape = model
+        gflops = flops(m, n, r) * per_s / 1e9
+        gemm = gemm_gflops(*gemm_shape(m, n, r), dtype=torch.float32, device=device)
     return {"solver": name, "shape": _shape(m, n, r), "iters": res.n_iter, "seconds": f"{loop:.3f}",
             "it/s": _fmt(per_s, ".2f"), "matrices/s": "-", "GFLOP/s": _fmt(gflops, ".3g"),
             "GEMM GFLOP/s": _fmt(gemm, ".4g"), "of GEMM": _fmt(gflops / gemm if gemm else None, ".0%"),
@@ -150,17 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        device = as_device(args.device)
-    except NotImplementedError as exc:
+        device = resolve_device(args.device)
+    except ValueError as exc:
         print(f"gpu_check: {exc}; run with --device cpu --small for a dry run", file=sys.stderr)
         return 2
     sizes = SMALL if args.small else FULL
     names = [s.strip() for s in args.solvers.split(",") if s.strip()]
     registered = [s for s in names if s in solvers.available()]
     skipped = [s for s in names if s not in registered]
-    wanted = [name for name in registered if name in BATCHED]          # their batched modes run too
-    batched = [mode for mode in map(batched_mode, wanted) if mode is not None]
-    skipped += [f"{name} (batched)" for name in wanted if name not in {mode.name for mode in batched}]
+    batched = [mode for mode in map(batched_mode, registered) if mode is not None]  # declared batched modes run too
     began = time.perf_counter()
     print(f"gpu_check on {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
           f"torch {torch.__version__}, {'small' if args.small else 'full'} sizes")
@@ -169,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
 
     check_problem = synthetic.heavy_tailed(*sizes.check, seed=SEED)
     A, W = stacked_problems(*sizes.batch)
-    checks = [check_solver(s, check_problem, device, args.check_iters) for s in registered]
-    checks += [check_batched(mode, A, W, sizes.batch[-1], device, min(args.check_iters, 5)) for mode in batched]
+    checks = [precision_check(s, check_problem, device, args.check_iters) for s in registered]
+    checks += [batched_precision_check(mode, A, W, sizes.batch[-1], device, min(args.check_iters, 5)) for mode in batched]
     bad = [c["solver"] for c in checks if not c["rel diff"] <= args.tolerance]
     for c in checks:
         c["rel diff"] = f"{c['rel diff']:.2e}"

@@ -1,20 +1,18 @@
 """Throughput and memory measurement shared by the asv suite (``bench/asv_benchmarks``) and ``bench/gpu_check.py``.
 
-- ``synchronize(device)`` / ``best_time(fn, device)``: wall-clock timing that waits for queued CUDA work before
-  reading the clock (a CUDA kernel launch returns immediately, so an unsynchronised timer measures nothing).
+- ``best_time(fn, device)``: wall-clock timing that waits for queued CUDA work before reading the clock
+  (``solvers.device.synchronize``: a CUDA kernel launch returns immediately).
 - ``gemm_gflops``: the machine's own dense GEMM rate for a given shape, dtype and device; the reference that an
   algorithm's achieved FLOP/s is read against.
-- ``als_sweep_flops``: the FLOP model of one ALS sweep (from ``solvers.weighted_lstsq.flops``, the kernel's own
-  count), so achieved GFLOP/s = model FLOPs / measured seconds; ``first_order_iteration_flops`` likewise for
-  one full-batch Adam iteration.
-- ``stacked_problems``: the seeded (B, m, n) workload of batched solvers; ``batched_mode(name)``: a solver
-  module's ``solve_batched`` with its FLOP model (``BATCHED`` lists those that have one).
+- ``iteration_model(name)``: the FLOP model and reference GEMM shape a solver declares on its class, so
+  achieved GFLOP/s = model FLOPs / measured seconds (``modelled_solvers`` lists those that declare one).
+- ``stacked_problems``: the seeded (B, m, n) workload of batched solvers; ``batched_mode(name)``: a solver's
+  declared ``solve_batched`` with its FLOP model (``batched_solvers`` lists those that declare one).
 - ``PeakMemory``: the peak bytes allocated beyond what was resident on entry (CPU: the process's resident-set
   high-water mark, reset on entry through ``/proc/self/clear_refs``; CUDA: the caching allocator's peak).
 """
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from dataclasses import dataclass
@@ -22,19 +20,8 @@ from typing import Callable
 
 import torch
 
-
-def as_device(device) -> torch.device:
-    """A torch.device, refusing CUDA when torch sees none (NotImplementedError: asv reads it as "skip")."""
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise NotImplementedError("torch sees no CUDA device")
-    return device
-
-
-def synchronize(device) -> None:
-    """Wait for all queued work on ``device`` (a no-op on the CPU)."""
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
+import solvers
+from solvers.device import resolve_device, synchronize
 
 
 def best_time(fn: Callable[[], object], device, repeat: int = 3, warmup: int = 1) -> float:
@@ -57,32 +44,23 @@ def best_time(fn: Callable[[], object], device, repeat: int = 3, warmup: int = 1
 def gemm_gflops(m: int, n: int, k: int, *, dtype=torch.float32, device="cpu", repeat: int = 3,
                 seed: int = 0) -> float:
     """Achieved GFLOP/s of the product (m×n)·(n×k), 2·m·n·k FLOPs, best of ``repeat`` after a warm-up."""
-    device = as_device(device)
+    device = resolve_device(device)
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(m, n, generator=g, dtype=dtype).to(device)
     Y = torch.randn(n, k, generator=g, dtype=dtype).to(device)
     return 2.0 * m * n * k / best_time(lambda: X @ Y, device, repeat) / 1e9
 
 
-def als_sweep_flops(m: int, n: int, rank: int) -> float:
-    """Model FLOPs of one (proximal, centred) ALS sweep on an m×n problem: the U half-sweep (m rows against
-    n columns) plus the V half-sweep, each counted by ``solvers.weighted_lstsq.flops`` (dominant term
-    2·m·n·r(r+1)/2 for the normal-matrix GEMM G = W·K)."""
-    from solvers.weighted_lstsq import flops
-
-    return flops(m, n, rank, True) + flops(n, m, rank, True)
+def iteration_model(name: str) -> tuple[Callable[[int, int, int], float], Callable] | None:
+    """(flops, gemm_shape) that solver ``name`` declares on its class (``Solver.flops``, ``Solver.gemm_shape``),
+    or None when it declares no FLOP model."""
+    cls = solvers.solver_class(name)
+    return (cls.flops, cls.gemm_shape) if cls.flops(2, 2, 1) is not None else None
 
 
-def first_order_iteration_flops(m: int, n: int, rank: int) -> float:
-    """Model FLOPs of one full-batch iteration of a factored first-order method (``adam``): the three m×n×r
-    products of ``solvers.objective.value_and_grad`` (U Vᵀ, (W⊙R) V, (W⊙R)ᵀ U), 6·m·n·r; the O(mn) element-wise
-    work and the O((m + n) r) update are not counted."""
-    return 6.0 * m * n * rank
-
-
-def als_gemm_shape(m: int, n: int, rank: int) -> tuple[int, int, int]:
-    """The GEMM that dominates an ALS half-sweep, G = W·K with K of n × r(r+1)/2: the fair reference rate."""
-    return m, n, rank * (rank + 1) // 2
+def modelled_solvers() -> list[str]:
+    """Registered solvers that declare a FLOP model per iteration (their throughput is tracked)."""
+    return [name for name in solvers.available() if iteration_model(name) is not None]
 
 
 def stacked_problems(batch: int, m: int, n: int, rank: int, dtype: str = "float32"):
@@ -125,7 +103,7 @@ class PeakMemory:
     """
 
     def __init__(self, device="cpu"):
-        self.device = as_device(device)
+        self.device = resolve_device(device)
         self.peak = 0
 
     def __enter__(self):
@@ -159,8 +137,8 @@ class PeakMemory:
 
 @dataclass(frozen=True)
 class BatchedMode:
-    """A solver module's ``solve_batched`` and its FLOP model: FLOPs of one iteration on one m×n rank-r
-    problem, and the GEMM shape whose rate is the reference."""
+    """A solver's declared batched entry point (``Solver.solve_batched``) with its class's FLOP model: FLOPs
+    of one iteration on one m×n rank-r problem, and the GEMM shape whose rate is the reference."""
 
     name: str
     solve_batched: Callable
@@ -172,15 +150,14 @@ class BatchedMode:
         return f"{self.name} (batched)"
 
 
-_MODELS = {"als": (als_sweep_flops, als_gemm_shape),          # FLOP model and reference GEMM per batched mode
-           "adam": (first_order_iteration_flops, lambda m, n, r: (m, n, r))}
-BATCHED = tuple(_MODELS)  # solvers whose module has a ``solve_batched``
-
-
 def batched_mode(name: str) -> BatchedMode | None:
-    """The batched mode of solver ``name`` (its module's ``solve_batched``), or None if it has none."""
-    try:
-        solve = getattr(importlib.import_module(f"solvers.{name}"), "solve_batched", None)
-    except ImportError:
+    """The batched mode of registered solver ``name``, or None if its class declares none."""
+    cls = solvers.solver_class(name)
+    if cls.solve_batched is None:
         return None
-    return BatchedMode(name, solve, *_MODELS[name]) if solve is not None and name in _MODELS else None
+    return BatchedMode(name, cls.solve_batched, cls.flops, cls.gemm_shape)
+
+
+def batched_solvers() -> list[str]:
+    """Registered solvers that declare a batched entry point."""
+    return [name for name in solvers.available() if batched_mode(name) is not None]

@@ -64,7 +64,7 @@ def suite_is_cached(name: str, cache_dir=None, tokens: int | None = None, seed: 
                        tokens or fisher_tokens(), seed, pairs) is not None
 
 
-def build_suite(name: str, *, cache_dir=None, tokens: int | None = None, seed: int = 0,
+def load_suite(name: str, *, cache_dir=None, tokens: int | None = None, seed: int = 0,
                 param_ratio: float = DEFAULT_PARAM_RATIO, progress: bool = True):
     """(model, problems) of an LM suite; computes and caches the Fisher when it is not cached yet."""
     model, layers, modules = _suite(name)
@@ -79,5 +79,5 @@ def build_suite(name: str, *, cache_dir=None, tokens: int | None = None, seed: i
     return lm, lm_problems(lm, names, result, param_ratio=param_ratio, text=FISHER_TEXT, seed=seed)
 
 
-__all__ = ["LanguageModel", "load_model", "fisher", "FisherResult", "lm_problems", "build_suite",
+__all__ = ["LanguageModel", "load_model", "fisher", "FisherResult", "lm_problems", "load_suite",
            "suite_is_cached", "suite_unavailable", "default_cache_dir", "SUITES", "FISHER_TEXT", "EVAL_TEXT"]

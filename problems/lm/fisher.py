@@ -6,7 +6,7 @@ over B batches of the importance text, with L the model's own loss (``problems.l
 importance FWSVD (Hsu et al. 2022) and TFWSVD use. Only the chosen weights require gradients, so the backward pass
 stops at the earliest chosen block. Cost: one forward + backward pass per batch, about 0.8 GFLOP per token for
 SmolLM2 when block 0 is chosen (its 49k-word output layer included); ``FisherResult.tokens_per_second`` records
-the measured rate (on the shared 2-core development machine: 6–43 tokens/s depending on load and depth).
+the measured rate.
 
 Cache: ``<cache>/fisher/<model>/<text>-t<tokens>-s<seed>-<digest>.safetensors``, one tensor per weight, and in
 the metadata the (block, module) pairs it holds and those the model has. Any cached file with the same model,
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from problems.files import atomic_path
 from problems.lm.loss import batch_loss
 from problems.lm.text import batches_for, text_key
 
@@ -138,7 +138,6 @@ def fisher(lm, names: list[str], *, text: str = "lee_background", tokens: int = 
                 "tokens_used": str(used), "seconds": repr(seconds),
                 "names": json.dumps({n: lm.linears[n] for n in names}),
                 "pairs": json.dumps(sorted(pairs)), "model_pairs": json.dumps(sorted(set(lm.linears.values())))}
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        save_file({n: v.contiguous() for n, v in values.items()}, str(tmp), metadata=meta)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file({n: v.contiguous() for n, v in values.items()}, str(tmp), metadata=meta)
     return FisherResult(values, used, seconds, path, False)

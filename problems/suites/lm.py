@@ -15,7 +15,7 @@ def _register(name: str) -> None:
     from problems import lm
 
     def build():
-        return lm.build_suite(name)[1]
+        return lm.load_suite(name)[1]
 
     build.__qualname__ = f"lm_suite_{name}"
     suite(name, _DESCRIPTIONS[name], unavailable=lambda: lm.suite_unavailable(name))(build)
