@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import solvers
+from problems import synthetic
 from solvers import registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +80,7 @@ def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "_discovered", False)
     try:
         assert "plugin_bg" in solvers.available()
-        res = solvers.get("plugin_bg").solve(solvers.testing.synthetic.planted(m=12, n=10, rank=2), max_iter=5)
+        res = solvers.get("plugin_bg").solve(synthetic.planted(m=12, n=10, rank=2), max_iter=5)
         assert res.solver == "plugin_bg"
     finally:
         registry._REGISTRY.pop("plugin_bg", None)
