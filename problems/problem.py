@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -117,8 +119,14 @@ class Problem:
         m, n = A.shape
         if not 1 <= int(self.rank) <= min(m, n):
             raise ValueError(f"rank {self.rank} out of range: need 1 ≤ rank ≤ min(m, n) = {min(m, n)}")
+        if self.f_star is not None and (isinstance(self.f_star, bool) or not isinstance(self.f_star, numbers.Real)):
+            raise TypeError(f"f_star must be a finite non-negative number or None, got {self.f_star!r}")
         if self.f_star is not None and not (math.isfinite(self.f_star) and self.f_star >= 0):
             raise ValueError(f"f_star must be a finite non-negative number or None, got {self.f_star}")
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a string, got {self.name!r}")
+        if self.meta is not None and not isinstance(self.meta, Mapping):
+            raise TypeError(f"meta must be a dict (JSON object) or None, got {type(self.meta).__name__}")
         object.__setattr__(self, "A", A)
         object.__setattr__(self, "W", W)
         object.__setattr__(self, "rank", int(self.rank))
