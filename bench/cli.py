@@ -2,7 +2,8 @@
 
 A command module defines ``register(subparsers)``, which adds its parser and sets ``func`` (called with the
 parsed arguments, returning an exit code). Bad input raises ``UsageError`` (or ValueError/TypeError from the
-library): one clear line on stderr and exit code 2, no traceback.
+library, or an OSError: a path that cannot be read or written): one clear line on stderr and exit code 2, no
+traceback. Library warnings (e.g. a results store skipping a file) print as one line each.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 
 import bench.commands
 
@@ -33,10 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"wlrbench: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        return int(args.func(args) or 0)
-    except (UsageError, ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"wlrbench: error: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line
+        try:
+            args = build_parser().parse_args(argv)
+            return int(args.func(args) or 0)
+        except (UsageError, ValueError, TypeError, OSError) as exc:
+            print(f"wlrbench: error: {exc}", file=sys.stderr)
+            return 2

@@ -100,13 +100,21 @@ class DaskExecutor:
             self.client.cancel(list(futures))
 
 
-def make_executor(executor: str | None = None, jobs: int = 1, scheduler: str | None = None):
-    """``executor`` "local" or "dask" (default: "dask" when a scheduler address is given, else "local")."""
+def executor_kind(executor: str | None = None, scheduler: str | None = None) -> str:
+    """``executor`` checked against ``scheduler``: "local" or "dask" (default: "dask" when a scheduler address
+    is given, else "local"); ValueError for an unknown name or a scheduler without the dask executor."""
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise TypeError(f"scheduler must be an address string such as 'tcp://host:8786', got {scheduler!r}")
     executor = executor or ("dask" if scheduler else "local")
-    if executor == "local":
-        if scheduler:
-            raise ValueError("--scheduler needs the dask executor")
+    if executor not in ("local", "dask"):
+        raise ValueError(f"unknown executor {executor!r}; use 'local' or 'dask'")
+    if executor == "local" and scheduler:
+        raise ValueError("--scheduler needs the dask executor")
+    return executor
+
+
+def make_executor(executor: str | None = None, jobs: int = 1, scheduler: str | None = None):
+    """The executor named by ``executor_kind(executor, scheduler)``."""
+    if executor_kind(executor, scheduler) == "local":
         return LocalExecutor(jobs)
-    if executor == "dask":
-        return DaskExecutor(scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS"), jobs)
-    raise ValueError(f"unknown executor {executor!r}; use 'local' or 'dask'")
+    return DaskExecutor(scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS"), jobs)

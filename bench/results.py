@@ -2,11 +2,20 @@
 
 Append-only and crash-safe: a run's file is written to a temporary name in the same folder and renamed into
 place (``os.replace`` is atomic on POSIX), so a file named ``<run_id>.parquet`` is always a complete run and
-a crash leaves at most an ignored ``.<run_id>.parquet.tmp<pid>``. A run is finished exactly when its file
-exists, which is how a re-run skips it. ``load(DIR)`` concatenates every run. ``SCHEMA`` lists the columns.
+a crash leaves at most an ignored ``.<run_id>.parquet.tmp<pid>``. ``load(DIR)`` concatenates every run.
+``SCHEMA`` lists the columns.
+
+The store does not trust its contents: a file is a run only when ``run_file_problem`` finds nothing wrong with
+it (readable parquet, exactly ``SCHEMA``'s columns, each of its type's kind, the rows of one run whose id is the file's name,
+one final row). Any other ``*.parquet`` file (a foreign table, a run missing a column, a run copied under
+another name) is skipped with a ``StoreWarning`` that names it, by ``load`` and ``finished_ids`` alike, so a
+report never counts it and a re-run redoes what it claimed to hold. A run is finished exactly when its valid
+file exists, which is how a re-run skips it.
 """
 from __future__ import annotations
 
+import tempfile
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -33,6 +42,10 @@ SCHEMA = pa.schema([
 COLUMNS = tuple(SCHEMA.names)
 
 
+class StoreWarning(UserWarning):
+    """A file in a results store that is not a valid run file: skipped (the message names it and says why)."""
+
+
 def runs_dir(out) -> Path:
     return Path(out) / RUNS
 
@@ -41,18 +54,83 @@ def run_path(out, run_id: str) -> Path:
     return runs_dir(out) / f"{run_id}.parquet"
 
 
-def _run_files(path) -> list[Path]:
-    """The finished-run files under ``path`` (a results directory or its ``runs`` folder)."""
+# Column types that read as the schema's without loss (other writers, e.g. pandas, pick large_string or int32)
+_KINDS = (pa.types.is_boolean, pa.types.is_signed_integer, pa.types.is_floating,
+          lambda t: pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def _same_kind(have: pa.DataType, want: pa.DataType) -> bool:
+    return have == want or any(kind(have) and kind(want) for kind in _KINDS)
+
+
+def run_file_problem(path: Path) -> str | None:
+    """What is wrong with ``path`` as a run file of this store, or None when nothing is (see module docstring).
+    Reads the footer and two columns."""
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        return f"not a readable parquet file ({exc})"
+    missing = [f.name for f in SCHEMA if f.name not in schema.names]
+    extra = [name for name in schema.names if name not in SCHEMA.names]
+    retyped = [f"{f.name} is {schema.field(f.name).type}, not {f.type}" for f in SCHEMA
+               if f.name in schema.names and not _same_kind(schema.field(f.name).type, f.type)]
+    if missing or extra or retyped:
+        what = [f"missing columns {missing}"] * bool(missing) + [f"unexpected columns {extra}"] * bool(extra)
+        return "not a run of this store's schema: " + "; ".join(what + retyped)
+    try:
+        table = pq.read_table(path, columns=["run_id", "final"])
+    except (OSError, pa.ArrowException) as exc:
+        return f"not a readable parquet file ({exc})"
+    ids = set(table.column("run_id").to_pylist())
+    if ids != {path.stem}:
+        return (f"holds the rows of run(s) {sorted(map(str, ids))}, not of run {path.stem!r} that its name says "
+                "(a run file copied or renamed?)")
+    finals = table.column("final").to_pylist().count(True)
+    if finals != 1:
+        return f"has {finals} final rows; a run has exactly one"
+    return None
+
+
+def _run_files(path, *, must_exist: bool = True, run_ids=None) -> list[Path]:
+    """The valid finished-run files under ``path`` (a results directory or its ``runs`` folder), only those
+    named after ``run_ids`` when given; every other ``*.parquet`` file looked at is skipped with a
+    ``StoreWarning``."""
     path = Path(path)
     if not path.is_dir():
+        if not must_exist and not path.exists():
+            return []
         raise FileNotFoundError(f"{path}: no such results directory")
     folder = path / RUNS if (path / RUNS).is_dir() else path
-    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+    files, wanted = [], None if run_ids is None else set(run_ids)
+    for file in sorted(p for p in folder.glob("*.parquet") if not p.name.startswith(".")):
+        if wanted is not None and file.stem not in wanted:
+            continue
+        problem = run_file_problem(file)
+        if problem is None:
+            files.append(file)
+        else:
+            warnings.warn(StoreWarning(f"skipping {file}: {problem}"), stacklevel=3)
+    return files
 
 
 def finished_ids(out) -> set[str]:
-    """Run ids with a complete file in the store ``out``."""
-    return {p.stem for p in _run_files(runs_dir(out))} if runs_dir(out).is_dir() else set()
+    """Run ids with a complete, valid file in the store ``out``."""
+    return {p.stem for p in _run_files(runs_dir(out), must_exist=False)}
+
+
+def prepare_store(out) -> Path:
+    """Create ``out/runs`` and prove that a file can be written there, before any run starts (a sweep must not
+    compute for hours and then fail to store its first result); ValueError saying why not."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"results folder {out} exists and is not a directory")
+    try:
+        runs_dir(out).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=runs_dir(out)):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot write results to {out}: {exc.strerror or exc}") from None
+    return runs_dir(out)
 
 
 def to_table(rows: dict) -> pa.Table:
@@ -77,13 +155,11 @@ def write_run(out, rows: dict) -> Path:
 
 
 def load(path, run_ids=None) -> pd.DataFrame:
-    """Every run under ``path`` (a results directory, or its ``runs`` folder) as one DataFrame, sorted by
-    run id and iteration; an empty frame with the store's columns when there are no runs.
+    """Every valid run under ``path`` (a results directory, or its ``runs`` folder) as one DataFrame, sorted by
+    run id and iteration; an empty frame with the store's columns when there are no runs. Invalid files are
+    skipped with a ``StoreWarning`` naming each.
     ``run_ids``: only these runs (those missing from the store are left out)."""
-    files = _run_files(path)
-    if run_ids is not None:
-        wanted = set(run_ids)
-        files = [f for f in files if f.stem in wanted]
+    files = _run_files(path, run_ids=run_ids)
     if not files:
         return SCHEMA.empty_table().to_pandas()
     table = pa.concat_tables([pq.read_table(f, schema=SCHEMA) for f in files])

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Iterable
 from contextlib import closing
 
 import torch
@@ -20,15 +21,21 @@ from tqdm import tqdm
 
 import solvers
 from bench import results
-from bench.executors import make_executor
+from bench.executors import executor_kind, make_executor
 from bench.grid import parse_solver_specs, split_top_level
 from bench.task import Task
 from problems.problem import Problem, rank_for_param_ratio
-from solvers.budget import TIME_LIMIT, check_budget
+from solvers.budget import SEED, TIME_LIMIT, check_budget
 from solvers.device import resolve_device, resolve_dtype
+from solvers.params import Flag, Int, Real
 
 PLUGINS_ENV = "WLRBENCH_PLUGINS"
 UNLIMITED_WALL = 3600.0  # the default wall-clock limit of a run without a time limit
+# Declarations (solvers.params) of the grid's own arguments; the budget's are solvers.budget's.
+RANK = Int(1, ge=1)
+PARAM_RATIO = Real(0.5, gt=0)
+JOBS = Int(1, ge=1)
+FLAG = Flag(False)
 
 
 def problem_digest(problem) -> str:
@@ -51,9 +58,12 @@ def default_wall_limit(time_limit: float | None) -> float:
 
 
 def load_plugins(plugins) -> tuple[str, ...]:
-    """Import the plugin modules (from ``plugins`` and ``$WLRBENCH_PLUGINS``, comma-separated) that register
-    extra solvers; the same modules are imported in every worker."""
-    names = [p for p in os.environ.get(PLUGINS_ENV, "").split(",") if p.strip()] + list(plugins or ())
+    """Import the plugin modules (from ``plugins``, a module name or a list of them, and ``$WLRBENCH_PLUGINS``,
+    comma-separated) that register extra solvers; the same modules are imported in every worker."""
+    plugins = [plugins] if isinstance(plugins, str) else list(plugins or ())
+    if not all(isinstance(p, str) and p.strip() for p in plugins):
+        raise TypeError(f"plugins must be module names, got {plugins!r}")
+    names = [p for p in os.environ.get(PLUGINS_ENV, "").split(",") if p.strip()] + plugins
     names = tuple(dict.fromkeys(n.strip() for n in names))
     for name in names:
         try:
@@ -66,20 +76,55 @@ def load_plugins(plugins) -> tuple[str, ...]:
 def _settings(problem, ranks, param_ratios):
     """(rank, requested param ratio or None) pairs for one problem."""
     m, n = problem.shape
-    out = [(int(r), None) for r in ranks or ()]
-    out += [(rank_for_param_ratio(m, n, float(rho)), float(rho)) for rho in param_ratios or ()]
+    out = [(r, None) for r in ranks or ()]
+    out += [(rank_for_param_ratio(m, n, rho), rho) for rho in param_ratios or ()]
     return out or [(problem.rank, None)]
+
+
+def _listed(values, name: str, param) -> list | None:
+    """A list argument (None, or a list, tuple or range; not a string), each entry checked by ``param``
+    (a ``solvers.params`` declaration) under the name ``name[i]``."""
+    if values is None:
+        return None
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple, range)):
+        raise TypeError(f"{name} must be a list, got {values!r}")
+    return [param.validate(v, f"{name}[{i}]") for i, v in enumerate(values)]
+
+
+def _problem_list(problems) -> list:
+    problems = [problems] if isinstance(problems, Problem) else problems
+    if isinstance(problems, (str, bytes)) or not isinstance(problems, Iterable):
+        raise TypeError(f"problems must be a problems.Problem or a list of them, got {problems!r}")
+    problems = list(problems)
+    for i, p in enumerate(problems):
+        if not isinstance(p, Problem):
+            raise TypeError(f"problems[{i}] must be a problems.Problem, got {type(p).__name__} "
+                            "(load files with problems.load, suites with problems.suites.build_suite)")
+    if not problems:
+        raise ValueError("no problems given")
+    return problems
+
+
+def _spec_list(solver_specs) -> list[str]:
+    specs = [solver_specs] if isinstance(solver_specs, str) else solver_specs
+    if not isinstance(specs, (list, tuple)) or not all(isinstance(s, str) for s in specs):
+        raise TypeError(f"solver_specs must be a spec string or a list of them, e.g. ['svd', 'als[reg=1e-4]'], "
+                        f"got {solver_specs!r}")
+    return list(specs)
 
 
 def plan(problems, solver_specs, *, ranks=None, param_ratios=None, seeds=(0,), device=None, dtype=None,
          max_iter=None, time_limit=None, wall_limit=None, plugins=(), threads=None, check_device=True):
     """The tasks of a grid, in problem-major order, without duplicates, and the skipped (solver label,
     problem name, reason) triples of solvers that refuse a problem. ``check_device``: the device must exist
-    here (False when the runs go to a cluster whose workers have their own devices)."""
-    specs = parse_solver_specs(solver_specs)
+    here (False when the runs go to a cluster whose workers have their own devices). Every argument is
+    checked before any task is made (TypeError/ValueError naming it)."""
+    problems = _problem_list(problems)
+    specs = parse_solver_specs(_spec_list(solver_specs))
     if not specs:
         raise ValueError("no solvers given")
-    seeds = [check_budget(seed=s)["seed"] for s in seeds]
+    ranks, param_ratios = _listed(ranks, "ranks", RANK), _listed(param_ratios, "param_ratios", PARAM_RATIO)
+    seeds = _listed(seeds, "seeds", SEED)
     if not seeds:
         raise ValueError("no seeds given")
     budget = check_budget(max_iter=max_iter, time_limit=time_limit)
@@ -87,7 +132,7 @@ def plan(problems, solver_specs, *, ranks=None, param_ratios=None, seeds=(0,), d
     # wall_limit: None → the default; inf → never killed (None in the task); else positive seconds
     wall_limit = default_wall_limit(time_limit) if wall_limit is None else TIME_LIMIT.validate(wall_limit, "wall_limit")
     wall_limit = None if math.isinf(wall_limit) else wall_limit
-    device = str(resolve_device(device) if check_device else torch.device(device or "cpu"))
+    device = str(resolve_device(device, here=check_device))
     tasks, skipped, seen = [], [], set()
     for problem in problems:
         digest = problem_digest(problem)
@@ -137,15 +182,12 @@ def run_grid(problems, solver_specs, *, ranks=None, param_ratios=None, seeds=(0,
     scheduler: a Dask scheduler address (implies executor "dask"). force: redo runs already stored.
     progress: a tqdm bar on stderr. plugins: modules registering extra solvers, imported here and in workers.
     """
-    problems = [problems] if isinstance(problems, Problem) else list(problems)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"--out {out}: exists and is not a directory")
-    if not problems:
-        raise ValueError("no problems given")
-    if isinstance(solver_specs, str):
-        solver_specs = [solver_specs]
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"out must be a folder path, got {out!r}")
+    jobs, force, progress = JOBS.validate(jobs, "jobs"), FLAG.validate(force, "force"), FLAG.validate(progress, "progress")
+    solver_specs = _spec_list(solver_specs)
     plugins = load_plugins(plugins)
-    local = (executor or ("dask" if scheduler else "local")) == "local"
+    local = executor_kind(executor, scheduler) == "local"
     tasks, skipped = plan(problems, solver_specs, ranks=ranks, param_ratios=param_ratios, seeds=seeds,
                           device=device, dtype=dtype, max_iter=max_iter, time_limit=time_limit,
                           wall_limit=wall_limit, plugins=plugins, threads=_threads_per_job(jobs) if local else None,
@@ -156,6 +198,7 @@ def run_grid(problems, solver_specs, *, ranks=None, param_ratios=None, seeds=(0,
             print(f"wlrbench: skipping {label} on {name}: {reason}", file=sys.stderr)
     if not tasks:
         raise ValueError("no runs: every solver refuses every problem" if skipped else "no runs in this grid")
+    results.prepare_store(out)
     done = set() if force else results.finished_ids(out)
     todo = [t for t in tasks if t.run_id not in done]
     if todo:

@@ -83,6 +83,16 @@ def failure_rows(task: Task, stop_reason: str, message: str, wall_time: float, s
     return _columns(describe(task), [point], environment())
 
 
+def final_trace(result) -> list:
+    """The result's trace ending in a point that describes what the solver returned: iteration ``n_iter`` and
+    ``result.objective`` (the float64 objective of the returned factors; the trace measures in the working
+    dtype, and a run cut short by divergence returns its last finite iterate)."""
+    trace = list(result.trace)
+    last = trace.pop() if trace and trace[-1].iteration == result.n_iter else None
+    seconds = result.time if last is None else last.seconds
+    return trace + [solvers.TracePoint(result.n_iter, seconds, result.objective)]
+
+
 def execute(task: Task) -> dict:
     """Run ``task`` in this process; the results rows as columns (``bench.results.SCHEMA``). Never raises."""
     started_at, t0 = utc_now(), time.perf_counter()
@@ -99,7 +109,7 @@ def execute(task: Task) -> dict:
     stop, message = result.stop_reason, str(result.info.get("message", ""))
     if not math.isfinite(result.objective):
         stop, message = "diverged", message or f"the returned factors give objective {result.objective}"
-    trace = result.trace or [solvers.TracePoint(result.n_iter, result.time, result.objective)]
+    trace = final_trace(result)
     norm = task.problem.weighted_norm
     info = json.dumps(result.info, sort_keys=True, default=str)
     points = [{"iteration": int(pt.iteration), "time": float(pt.seconds), "objective": float(pt.objective),

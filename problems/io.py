@@ -37,12 +37,43 @@ def _read_safetensors(path: Path) -> tuple[dict, dict]:
     return arrays, text
 
 
-def _scalar(arrays: dict, text: dict, key: str):
+def _scalar(path: Path, arrays: dict, text: dict, key: str):
+    """The scalar ``key`` stored as a one-element array or as JSON metadata; None when absent."""
     if key in arrays:
-        return np.asarray(arrays[key]).item()
-    if key in text and text[key] not in ("", "None"):
-        return json.loads(text[key])
-    return None
+        value = np.asarray(arrays[key])
+        if value.size != 1:
+            raise ProblemFileError(f"{path}: {key!r} must be a single number, got an array of shape {value.shape}")
+        value = value.item()
+    elif key in text and text[key] not in ("", "None"):
+        try:
+            value = json.loads(text[key])
+        except json.JSONDecodeError:
+            raise ProblemFileError(f"{path}: {key!r} must be a number, got {text[key]!r}") from None
+    else:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProblemFileError(f"{path}: {key!r} must be a number, got {value!r}")
+    return value
+
+
+def _rank(path: Path, value) -> int:
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ProblemFileError(f"{path}: 'rank' must be an integer, got {value!r}")
+        value = int(value)
+    return value
+
+
+def _meta(path: Path, text: dict) -> dict:
+    if not text.get("meta"):
+        return {}
+    try:
+        meta = json.loads(text["meta"])
+    except json.JSONDecodeError as exc:
+        raise ProblemFileError(f"{path}: 'meta' is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ProblemFileError(f"{path}: 'meta' must be a JSON object, got {type(meta).__name__} {meta!r:.60}")
+    return meta
 
 
 def load(path, rank: int | None = None) -> Problem:
@@ -59,13 +90,16 @@ def load(path, rank: int | None = None) -> Problem:
     missing = [k for k in ("A", "W") if k not in arrays]
     if missing:
         raise ProblemFileError(f"{path}: missing array(s) {', '.join(missing)}; found {sorted(arrays) or 'none'}")
-    rank = rank if rank is not None else _scalar(arrays, text, "rank")
+    rank = rank if rank is not None else _scalar(path, arrays, text, "rank")
     if rank is None:
         raise ProblemFileError(f"{path}: the file stores no 'rank'; pass rank=...")
-    meta = json.loads(text["meta"]) if text.get("meta") else {}
+    meta = _meta(path, text)
     meta.setdefault("source", str(path))
-    return Problem(arrays["A"], arrays["W"], int(rank), name=text.get("name") or path.stem,
-                   f_star=_scalar(arrays, text, "f_star"), meta=meta)
+    try:
+        return Problem(arrays["A"], arrays["W"], _rank(path, rank), name=text.get("name") or path.stem,
+                       f_star=_scalar(path, arrays, text, "f_star"), meta=meta)
+    except (TypeError, ValueError) as exc:
+        raise ProblemFileError(f"{path}: {exc}") from None
 
 
 def save(problem: Problem, path) -> Path:

@@ -15,16 +15,20 @@ DEFAULT_CHUNK_ELEMS = 1 << 24  # 16M entries: 64 MiB of float32 scratch
 
 
 def weighted_squared_error(A: torch.Tensor, W: torch.Tensor, U: torch.Tensor | None = None,
-                           V: torch.Tensor | None = None, *, chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> torch.Tensor:
+                           V: torch.Tensor | None = None, *, chunk_elems: int = DEFAULT_CHUNK_ELEMS,
+                           dtype: torch.dtype | None = None) -> torch.Tensor:
     """Σ W (A − U Vᵀ)² per problem, as a float64 tensor of the batch shape (0-d for one m×n problem) on A's
-    device; with U = V = None, Σ W A² (the zero matrix's objective). float(...) of a 0-d result is the value."""
+    device; with U = V = None, Σ W A² (the zero matrix's objective). float(...) of a 0-d result is the value.
+    ``dtype``: the element-wise arithmetic's dtype, each chunk cast to it (None: the inputs' own)."""
     m, n = A.shape[-2:]
     batch = A.shape[:-2]
     rows = max(1, chunk_elems // max(n * batch.numel(), 1))
     total = torch.zeros(batch, dtype=torch.float64, device=A.device)
     for i in range(0, m, rows):
-        R = A[..., i:i + rows, :]
+        R, Wc = A[..., i:i + rows, :], W[..., i:i + rows, :]
+        if dtype is not None:
+            R, Wc = R.to(dtype), Wc.to(dtype)
         if U is not None:
             R = R - U[..., i:i + rows, :] @ V.mT
-        total += (W[..., i:i + rows, :] * R * R).sum(dim=(-2, -1), dtype=torch.float64)
+        total += (Wc * R * R).sum(dim=(-2, -1), dtype=torch.float64)
     return total

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -43,6 +46,39 @@ def _as_float_tensor(x: Any, what: str) -> torch.Tensor:
     return t.contiguous()
 
 
+def _cast_weights(W: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """W in A's dtype, refusing what the cast would change silently: entries beyond the dtype's range
+    (they would become inf) and positive entries below it (they would become 0)."""
+    if W.dtype == dtype:
+        return W
+    cast = W.to(dtype)
+    name = str(dtype).removeprefix("torch.")
+    advice = "rescale W (a constant factor on W moves no minimiser) or give A as float64"
+    big = ~torch.isfinite(cast)
+    if big.any():
+        raise ValueError(f"W has {int(big.sum())} entries beyond the range of A's dtype {name} (largest "
+                         f"{W.abs().max().item():.3g} > {torch.finfo(dtype).max:.3g}): {advice}")
+    lost = (cast == 0) & (W != 0)
+    if lost.any():
+        raise ValueError(f"W has {int(lost.sum())} non-zero entries below the range of A's dtype {name} "
+                         f"(smallest {W[lost].abs().min().item():.3g}), which the cast would make 0: {advice}, "
+                         "or set those weights to 0 yourself")
+    return cast
+
+
+def _check_weighted_norm(value: float) -> None:
+    """Σ W A² must be a positive normal float64: it divides every rel_error, and solvers take their scale from it."""
+    if value == 0:
+        raise ValueError("Σ W A² is 0: A is zero wherever W > 0, so every factorisation fits exactly and "
+                         "rel_error (f / Σ W A²) is undefined; give an A that is non-zero where W > 0")
+    if not math.isfinite(value):
+        raise ValueError("Σ W A² overflows float64 (inf): rescale A or W (a constant factor on W moves no "
+                         "minimiser; one on A scales them)")
+    if value < sys.float_info.min:
+        raise ValueError(f"Σ W A² = {value:.3g} underflows float64's normal range: rescale A or W (a constant "
+                         "factor on W moves no minimiser; one on A scales them)")
+
+
 def rank_for_param_ratio(m: int, n: int, param_ratio: float) -> int:
     """r = ⌊ρ·mn/(m+n)⌋ (at least 1): the rank whose factors store a fraction ρ of the mn entries."""
     if not (param_ratio > 0):
@@ -70,7 +106,7 @@ class Problem:
 
     def __post_init__(self):
         A = _as_float_tensor(self.A, "A")
-        W = _as_float_tensor(self.W, "W").to(A.dtype)
+        W = _cast_weights(_as_float_tensor(self.W, "W"), A.dtype)
         if A.shape != W.shape:
             raise ValueError(f"shape mismatch: A is {tuple(A.shape)} but W is {tuple(W.shape)}")
         if (W < 0).any():
@@ -83,14 +119,21 @@ class Problem:
         m, n = A.shape
         if not 1 <= int(self.rank) <= min(m, n):
             raise ValueError(f"rank {self.rank} out of range: need 1 ≤ rank ≤ min(m, n) = {min(m, n)}")
+        if self.f_star is not None and (isinstance(self.f_star, bool) or not isinstance(self.f_star, numbers.Real)):
+            raise TypeError(f"f_star must be a finite non-negative number or None, got {self.f_star!r}")
         if self.f_star is not None and not (math.isfinite(self.f_star) and self.f_star >= 0):
             raise ValueError(f"f_star must be a finite non-negative number or None, got {self.f_star}")
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a string, got {self.name!r}")
+        if self.meta is not None and not isinstance(self.meta, Mapping):
+            raise TypeError(f"meta must be a dict (JSON object) or None, got {type(self.meta).__name__}")
         object.__setattr__(self, "A", A)
         object.__setattr__(self, "W", W)
         object.__setattr__(self, "rank", int(self.rank))
         object.__setattr__(self, "meta", dict(self.meta or {}))
         if self.f_star is not None:
             object.__setattr__(self, "f_star", float(self.f_star))
+        _check_weighted_norm(self.weighted_norm)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -108,8 +151,10 @@ class Problem:
 
     @cached_property
     def weighted_norm(self) -> float:
-        """Σ W A², the objective of the zero matrix (the rel_error normaliser), in float64."""
-        return float(weighted_squared_error(self.A, self.W))
+        """Σ W A², the objective of the zero matrix (the rel_error normaliser), in float64 throughout (like
+        ``objective``, so the zero matrix has rel_error 1 exactly); a positive normal float64, checked on
+        construction."""
+        return float(weighted_squared_error(self.A, self.W, dtype=torch.float64))
 
     def objective(self, U, V) -> float:
         """Raw f(U, V) = Σ W (A − U Vᵀ)², computed in float64 on the CPU."""

@@ -83,6 +83,8 @@ def _lm_blocks(results_dir: Path, comp, colours, fig_dir: Path) -> list:
 def build_report(results_dir, out_dir) -> Path:
     """Write the report for the store at ``results_dir`` into ``out_dir``; return the path of index.html."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"report folder {out_dir} exists and is not a directory")
     rows, refs = data.prepare(data.load(results_dir))
     run_rows = data.runs(rows)
     fig_dir = out_dir / "figures"

@@ -23,6 +23,7 @@ from solvers.first_order import (BATCH_ROWS, MOMENTUM, PATIENCE, FirstOrderSolve
                                  Plateau)
 from solvers.initial import batched_initial_factors, factor_scale
 from solvers.objective import value_and_grad
+from solvers.budget import check_budget
 from solvers.params import Real
 
 
@@ -57,6 +58,7 @@ def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *,
     and the other problems, which share only the batched products, are unaffected.
     """
     Adam(lr=lr, beta1=beta1, beta2=beta2, eps=eps, patience=patience)  # validates the parameters
+    check_budget(max_iter=max_iter, tol=tol, seed=seed)
     U, V = batched_initial_factors(A, W, rank, init, seed)
     per_problem = lambda t: t.to(A.dtype)[:, None, None]  # noqa: E731 - (B,) → broadcast over (B, ·, r)
     scale, plateau, rate = per_problem(factor_scale(A, rank)), Plateau(patience), lr
@@ -65,7 +67,7 @@ def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *,
     while True:
         f, grad_u, grad_v = value_and_grad(A, W, U, V)
         converged = f_prev is not None and bool(((f_prev - f).abs() <= tol * f_prev).all())
-        if converged or it == max_iter:
+        if converged or it >= max_iter:
             return U, V, f, it
         if eps_b is None:
             eps_b = per_problem(relative_eps(eps, grad_u, grad_v))

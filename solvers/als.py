@@ -21,6 +21,7 @@ from typing import NamedTuple
 import torch
 
 from solvers.base import IterativeSolver
+from solvers.budget import check_budget
 from solvers.initial import batched_initial_factors
 from problems.objective import weighted_squared_error
 from solvers.params import Int, Real
@@ -72,6 +73,7 @@ def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *, max_iter: int 
     init: None/"svd" (truncated SVD of each A, balanced), "random" (seeded Gaussian), or (U, V) tensors.
     Returns U (B, m, r), V (B, n, r), the objectives (B,) float64 and the number of sweeps done.
     """
+    check_budget(max_iter=max_iter, tol=tol, seed=seed)
     U, V = batched_initial_factors(A, W, rank, init, seed)
     f = weighted_squared_error(A, W, U, V)
     it, workspace = 0, Workspace()

@@ -46,21 +46,56 @@ class SolverStop(Exception):
         self.message = message
 
 
+def _unit_exponent(largest: float, dtype: torch.dtype, even: bool) -> int:
+    """0 when ``largest`` lies within 2^±(emax/8) of 1 for the dtype (2^±16 in float32, 2^±128 in float64),
+    else e with 2^e ≤ largest < 2^(e+1) (rounded down to an even e when ``even``, so 2^(e/2) is exact too)."""
+    e = math.frexp(largest)[1] - 1
+    if abs(e) <= math.frexp(torch.finfo(dtype).max)[1] // 8:
+        return 0
+    return e - e % 2 if even else e
+
+
+def _times_power_of_two(t: torch.Tensor, e: int) -> torch.Tensor:
+    """t · 2^e, exact; in two factors, since 2^e alone may not be a float64 (|e| up to 1074)."""
+    return t * 2.0 ** (e // 2) * 2.0 ** (e - e // 2) if e else t
+
+
 @dataclass(frozen=True, eq=False)
 class DeviceProblem:
-    """A problem's tensors on the solve device in the solve dtype, with the seeded generator."""
+    """A problem's tensors on the solve device in the solve dtype, with the seeded generator.
+
+    ``from_problem(..., normalise=True)`` (what ``Solver.solve`` uses) keeps a solver's arithmetic inside the
+    dtype's range whatever the problem's scale (W × 1e-200, float32 A ~ 1e18): when max |A| or max W lies
+    beyond 2^±(emax/8) (2^±16 in float32, 2^±128 in float64; inside, the products a solver forms, up to
+    W²·A³·n² for Adam's second moment, stay within the range), it stores A / 2^a_exp or W / 2^w_exp with the
+    power of two that brings the largest entry into [1, 4) or [1, 2). Scaling by a power of two is exact, and
+    problems inside those bounds are used as they are (the same iterates as without). Factors live in the
+    stored units (U / 2^(a_exp/2)); ``objective`` answers in the problem's units, and ``to_problem_units`` /
+    ``from_problem_units`` convert factors.
+    """
 
     problem: Problem
     A: torch.Tensor
     W: torch.Tensor
     rank: int
     generator: torch.Generator
+    a_exp: int = 0  # the problem's A is 2^a_exp · self.A (a_exp even)
+    w_exp: int = 0  # the problem's W is 2^w_exp · self.W
 
     @classmethod
     def from_problem(cls, problem: Problem, device: torch.device, dtype: torch.dtype,
-                     seed: int) -> "DeviceProblem":
+                     seed: int, *, normalise: bool = False) -> "DeviceProblem":
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        return cls(problem, problem.A.to(device, dtype), problem.W.to(device, dtype), problem.rank, gen)
+        if not normalise:
+            return cls(problem, problem.A.to(device, dtype), problem.W.to(device, dtype), problem.rank, gen)
+        amax, info = float(problem.A.abs().max()), torch.finfo(dtype)
+        if not info.tiny <= amax <= info.max:  # the returned factors (entries ~ √|A|) and U Vᵀ live in dtype
+            raise ValueError(f"A does not fit in {str(dtype).removeprefix('torch.')} (largest |entry| {amax:.3g}, "
+                             f"range [{info.tiny:.3g}, {info.max:.3g}]): solve in float64 or rescale A")
+        a_exp = _unit_exponent(amax, dtype, even=True)
+        w_exp = _unit_exponent(float(problem.W.max()), dtype, even=False)
+        A, W = (_times_power_of_two(t.to(device), -e).to(dtype) for t, e in ((problem.A, a_exp), (problem.W, w_exp)))
+        return cls(problem, A, W, problem.rank, gen, a_exp, w_exp)
 
     @property
     def device(self) -> torch.device:
@@ -75,8 +110,18 @@ class DeviceProblem:
         return tuple(self.A.shape)
 
     def objective(self, U: torch.Tensor, V: torch.Tensor) -> float:
-        """f(U, V) in the working dtype with float64 accumulation (O(mnr))."""
-        return float(weighted_squared_error(self.A, self.W, U, V))
+        """f(U, V) of factors in this problem's units, as a value in the original problem's units: the
+        working dtype with float64 accumulation (O(mnr)), scaled back exactly by 2^(w_exp + 2·a_exp)."""
+        return math.ldexp(float(weighted_squared_error(self.A, self.W, U, V)), self.w_exp + 2 * self.a_exp)
+
+    def to_problem_units(self, U: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Factors of the normalised problem → factors of the original one (× 2^(a_exp/2), exact)."""
+        return _times_power_of_two(U, self.a_exp // 2), _times_power_of_two(V, self.a_exp // 2)
+
+    def from_problem_units(self, U: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Factors of the original problem (any dtype, this device) → this problem's units and dtype."""
+        e = -(self.a_exp // 2)
+        return _times_power_of_two(U, e).to(self.dtype), _times_power_of_two(V, e).to(self.dtype)
 
     def randn(self, *shape: int) -> torch.Tensor:
         """Seeded standard normal draws, generated on the CPU so every device sees the same numbers."""
@@ -209,9 +254,11 @@ class Solver:
             raise ValueError(refusal)
         budget = check_budget(max_iter=max_iter, tol=tol, time_limit=time_limit, seed=seed)
         device = resolve_device(device)
-        dp = DeviceProblem.from_problem(problem, device, resolve_dtype(dtype, problem.dtype), budget["seed"])
+        dp = DeviceProblem.from_problem(problem, device, resolve_dtype(dtype, problem.dtype), budget["seed"],
+                                        normalise=True)
         clock = Clock(device)
         U, V, n_iter, stop, trace, info = self._run(dp, clock, init=init, callback=callback, **budget)
+        U, V = dp.to_problem_units(U, V)
         f = problem.objective(U, V)
         return SolveResult(U=U, V=V, objective=f, rel_error=f / problem.weighted_norm, n_iter=n_iter,
                            time=clock.elapsed, stop_reason=stop, trace=trace, solver=self.label,

@@ -7,13 +7,15 @@ import torch
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "single": torch.float32, "double": torch.float64}
 
 
-def resolve_device(device) -> torch.device:
+def resolve_device(device, *, here: bool = True) -> torch.device:
     """A torch.device from a name, a device or None (the CPU); ValueError for a name torch does not know or
-    a CUDA device torch cannot see."""
+    (``here``: the device must exist in this process) a CUDA device torch cannot see."""
     try:
         device = torch.device(device if device is not None else "cpu")
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"unknown device {device!r} (use cpu, cuda or cuda:N): {exc}") from None
+    if device.type == "cuda" and not here:
+        return device
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {str(device)!r} requested but torch sees no CUDA device")

@@ -65,8 +65,8 @@ class Curvature:
 
 
 def inner(a: tuple, b: tuple) -> float:
-    """⟨a, b⟩ summed over paired blocks, e.g. inner((dU, dV), (gU, gV)) = Σ dU⊙gU + Σ dV⊙gV."""
-    return float(sum((x * y).sum() for x, y in zip(a, b)))
+    """⟨a, b⟩ summed over paired blocks, e.g. inner((dU, dV), (gU, gV)) = Σ dU⊙gU + Σ dV⊙gV (float64 sums)."""
+    return float(sum((x * y).sum(dtype=torch.float64) for x, y in zip(a, b)))
 
 
 class RowBatches:

@@ -13,11 +13,13 @@ U Vᵀ, UᵀU = VᵀV), which leaves f unchanged and evens out the curvature of 
 
 The default ``tol`` is 0: BB steps make erratic progress (on heavy-tailed W a step that gains 1e-12 of f can be
 followed by ones that gain 1e-9), so one small decrease is no sign of convergence. The run stops with
-"converged" when no step above rounding level decreases f (or f stops changing), else at ``max_iter``.
+"converged" when no step above rounding level decreases f (or f stops changing, or ``backtrack`` shrank the trial
+step 2^100-fold without a sufficient decrease: every line search is bounded), else at ``max_iter``.
 Cost per iteration: one value-and-gradient, O(mnr), per line-search trial (usually one), plus O(mn + (m + n) r²).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +29,9 @@ from solvers.first_order import Curvature, FirstOrderSolver, inner
 from solvers.linalg import rebalance
 from solvers.objective import value_and_grad
 from solvers.params import Int, Real
+
+
+MAX_SHRINK = 2.0 ** -100  # a line search that shrinks its trial step this much without a decrease gives up
 
 
 @dataclass
@@ -64,19 +69,25 @@ class GD(FirstOrderSolver):
         if s.previous is not None:
             ds = (s.U - s.previous[0], s.V - s.previous[1])
             dy = (s.grad_u - s.previous[2], s.grad_v - s.previous[3])
-            sy = inner(ds, dy)
-            if sy > 0:
-                return inner(ds, ds) / sy if s.k % 2 else sy / inner(dy, dy)
+            sy, denominator = inner(ds, dy), (inner(ds, ds) if s.k % 2 else inner(dy, dy))
+            if sy > 0 and denominator > 0:
+                return denominator / sy if s.k % 2 else sy / denominator
         bound = self.params["lr"] / max(s.curvature(s.U, s.V, s.f))
         return max(bound, 2 * s.step) if s.step is not None else bound
 
+    def max_trials(self) -> int:
+        """Line-search trials before giving up: enough to shrink the trial step by ``MAX_SHRINK``."""
+        return math.ceil(math.log(MAX_SHRINK) / math.log(self.params["backtrack"]))
+
     def step(self, dp, s: GDState) -> GDState:
         g2 = inner((s.grad_u, s.grad_v), (s.grad_u, s.grad_v))
+        if not math.isfinite(g2):
+            raise SolverStop("diverged", f"the gradient's squared norm is {g2:.3g}: no step can be measured")
         t = self.trial_step(s)
         c, rho = self.params["armijo"], self.params["backtrack"]
         size = inner((s.U, s.V), (s.U, s.V)) ** 0.5
         eps = torch.finfo(dp.dtype).eps
-        while True:
+        for _ in range(self.max_trials()):
             U, V = s.U - t * s.grad_u, s.V - t * s.grad_v
             f, gu, gv = value_and_grad(dp.A, dp.W, U, V)
             f = float(f)
@@ -85,6 +96,9 @@ class GD(FirstOrderSolver):
             t *= rho
             if t * g2 ** 0.5 <= eps * size:
                 raise SolverStop("converged", "line search found no decrease above rounding level")
+        else:
+            raise SolverStop("converged", f"line search found no sufficient decrease in {self.max_trials()} "
+                                          f"trials (the step shrank {1 / MAX_SHRINK:.3g}-fold): no progress possible")
         k = s.k + 1
         previous = (s.U, s.V, s.grad_u, s.grad_v)
         every = self.params["balance_every"]

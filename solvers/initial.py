@@ -4,7 +4,8 @@
 - "best_closed_form": run each closed-form baseline (``BASELINES``) and keep the lowest objective;
 - "random": Gaussian factors scaled so that ‖U Vᵀ‖_F ≈ ‖A‖_F, drawn from the solve's seeded generator;
 - any other registered solver name: that solver's result on the same problem, device, dtype and seed;
-- a ``SolveResult`` or a (U, V) pair: used as given (copied to the solve's device and dtype).
+- a ``SolveResult`` or a (U, V) pair: used as given (copied to the solve's device, dtype and normalised units,
+  ``DeviceProblem.from_problem_units``).
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def initial_factors(init, dp, *, seed: int = 0) -> tuple[torch.Tensor, torch.Ten
     if U.dim() != 2 or V.dim() != 2 or U.shape != (m, dp.rank) or V.shape != (n, dp.rank):
         raise ValueError(f"init factors must be U ({m}×{dp.rank}) and V ({n}×{dp.rank}); "
                          f"got {tuple(U.shape)} and {tuple(V.shape)}")
-    U, V = U.to(dp.device, dp.dtype).clone(), V.to(dp.device, dp.dtype).clone()
+    U, V = dp.from_problem_units(U.to(dp.device).clone(), V.to(dp.device).clone())
     if not (torch.isfinite(U).all() and torch.isfinite(V).all()):
         raise ValueError("init factors contain NaN/Inf")
     return U, V

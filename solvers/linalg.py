@@ -42,14 +42,17 @@ def scaled_svd(A: torch.Tensor, row_weight: torch.Tensor, col_weight: torch.Tens
     With D_a = diag(a): the objective is ‖D_a^{1/2} (A − U Vᵀ) D_b^{1/2}‖_F², so the truncated SVD of
     B = D_a^{1/2} A D_b^{1/2} ≈ P S Qᵀ gives U = D_a^{-1/2} P S^{1/2}, V = D_b^{-1/2} Q S^{1/2}. Rows or columns
     of zero weight do not enter the objective; their factor rows are set to zero (pseudo-inverse).
-    Cost: O(mn·min(m, n)) for the SVD.
+    The factors are returned rebalanced (``rebalance``: UᵀU = VᵀV), a form that depends only on U Vᵀ: the
+    unscaling alone would tilt them by (scale of a / scale of b)^¼, so a start for the factored first-order
+    solvers would depend on W's scale (Adam moved the small factor by its large partner's step size and diverged
+    on W × 2^60). Cost: O(mn·min(m, n)) for the SVD, O((m + n) r²) to rebalance.
     """
     ra, rb = row_weight.clamp_min(0).sqrt(), col_weight.clamp_min(0).sqrt()
     P, s, Q = truncated_svd(ra[:, None] * A * rb[None, :], rank)
     U, V = balanced_factors(P, s, Q)
     inv_a = torch.where(ra > 0, 1 / ra.clamp_min(torch.finfo(A.dtype).tiny), torch.zeros_like(ra))
     inv_b = torch.where(rb > 0, 1 / rb.clamp_min(torch.finfo(A.dtype).tiny), torch.zeros_like(rb))
-    return inv_a[:, None] * U, inv_b[:, None] * V
+    return rebalance(inv_a[:, None] * U, inv_b[:, None] * V)
 
 
 def rebalance(U: torch.Tensor, V: torch.Tensor):

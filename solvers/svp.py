@@ -29,7 +29,8 @@ from solvers.linalg import balanced_factors, truncated_svd
 from solvers.params import Choice
 from problems.objective import weighted_squared_error
 
-MAX_STEP = 2.0 ** 30  # cap on t = η / η₀; the search never needs more than W's dynamic range
+MAX_DOUBLINGS = 30
+MAX_STEP = 2.0 ** MAX_DOUBLINGS  # cap on t = η / η₀; the search never needs more than W's dynamic range
 
 
 @dataclass
@@ -68,7 +69,7 @@ class SVP(IterativeSolver):
     def step(self, dp, state):
         G = dp.W * (dp.A - state.X)  # −∇f / 2
         t = state.t
-        while True:
+        for _ in range(MAX_DOUBLINGS + 1):  # t is a power of two in [1, MAX_STEP]: the safe step t = 1 ends it
             P, s, Q, X = self._project(dp, state.X + (t / state.wmax) * G)
             f = float(weighted_squared_error(dp.A - X, dp.W))
             D = X - state.X

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from problems import synthetic
+from problems import Problem, synthetic
 from solvers.registry import get
 from solvers.result import STOP_REASONS, SolveResult, TracePoint
 
@@ -149,6 +149,19 @@ def check_callback_and_bad_input(name: str) -> None:
         raise AssertionError(f"{name}: init factors of the wrong shape were accepted")
 
 
+def check_scale_free(name: str) -> None:
+    """Scaling W and A by powers of two far outside the comfortable range of the dtype (float64: W × 2^-700,
+    A × 2^300; float32: A × 2^60, about 1e18) changes only the units: the same rel_error, no divergence."""
+    p = synthetic.heavy_tailed(**SMALL)
+    kw = {} if get(name).closed_form else {"max_iter": 10, "tol": 0.0}
+    for dtype, a_exp, w_exp, rtol in ((torch.float64, 300, -700, 1e-9), (torch.float32, 60, 0, 1e-4)):
+        base = _solve(name, p, dtype=dtype, **kw)
+        scaled = Problem(p.A * 2.0 ** a_exp, p.W * 2.0 ** w_exp, p.rank)
+        res = _solve(name, scaled, dtype=dtype, **kw)
+        assert res.stop_reason == base.stop_reason != "diverged", (res.stop_reason, res.info)
+        assert math.isclose(res.rel_error, base.rel_error, rel_tol=rtol), (dtype, res.rel_error, base.rel_error)
+
+
 def check_cuda(name: str) -> None:
     """On a CUDA device the solver runs and matches the CPU float64 answer (skipped without CUDA)."""
     if not torch.cuda.is_available():
@@ -162,7 +175,7 @@ def check_cuda(name: str) -> None:
 
 
 CHECKS = (check_result_contract, check_monotone, check_exact_optimum, check_max_iter, check_time_limit,
-          check_deterministic, check_dtypes, check_callback_and_bad_input, check_cuda)
+          check_deterministic, check_dtypes, check_scale_free, check_callback_and_bad_input, check_cuda)
 
 
 def check_solver(name: str) -> None:

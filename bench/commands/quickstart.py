@@ -17,10 +17,13 @@ def quickstart(out, *, jobs: int = 2, time_limit: float = TIME_LIMIT, force: boo
                progress: bool = True) -> Path:
     """Run the grid into ``out/results`` and write the report into ``out``; return index.html's path."""
     import solvers
-    from bench.runner import run_grid
+    from bench.runner import JOBS, run_grid
     from problems.suites import build_suite
     from reports import build_report
+    from solvers.budget import check_budget
 
+    JOBS.validate(jobs, "jobs")  # before the suite is built: bad input fails at once
+    check_budget(time_limit=time_limit)
     out = Path(out)
     run_grid(build_suite("quick"), solvers.available(), out=out / "results", time_limit=time_limit, jobs=jobs,
              force=force, progress=progress, wall_limit=max(WALL_LIMIT, 2 * time_limit))
