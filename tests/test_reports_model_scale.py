@@ -1,4 +1,4 @@
-"""The report's svd-risk section at model scale: every variant, p-values, and the within-module correlations."""
+"""The report at model scale: every svd-risk variant with p-values, within-module correlations, the activation error."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -38,3 +38,15 @@ def test_the_scatter_has_one_panel_per_variant_and_penalty(rows):
     assert len(fig.axes) == 4 and all("p =" in ax.get_title() for ax in fig.axes)
     legend = fig.axes[0].get_legend()
     assert {t.get_text() for t in legend.get_texts()} == {"q", "o", "down"}
+
+
+def test_final_table_shows_the_activation_error_only_for_problems_with_inputs():
+    from reports.tables import final_table
+
+    base = {"weighted_norm": [2.0, 2.0], "best_objective": [1.0, 0.5], "best_subopt": [0.1, 0.0],
+            "time": [0.1, 0.2], "n_iter": [0, 0], "stop_reason": ["closed_form"] * 2, "message": ["", ""],
+            "config": ["svd", "svd_llm"]}
+    plain = final_table(pd.DataFrame({**base, "activation_error": [np.nan, np.nan]}))
+    assert "activation error" not in plain
+    table = final_table(pd.DataFrame({**base, "activation_error": [0.3, 0.1]})).set_index("solver")
+    assert table.loc["svd_llm", "activation error"] == 0.1 and table.loc["svd", "rel. error"] == 0.5
