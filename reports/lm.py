@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from problems.diagnostics import spearman
 from reports.figures import new_figure
 
 COMPRESSION_COLUMNS = ("model", "solver", "param_ratio", "n_params", "eval_loss", "mean_rel_error")
@@ -77,18 +78,6 @@ def compression_figure(df: pd.DataFrame, colours: dict):
     return fig
 
 
-def spearman(x, y) -> tuple[float, float, int]:
-    """(rho, p-value, n) of the Spearman rank correlation over the pairs where both are finite."""
-    from scipy.stats import spearmanr
-
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3:
-        return float("nan"), float("nan"), int(ok.sum())
-    res = spearmanr(x[ok], y[ok])
-    return float(res.statistic), float(res.pvalue), int(ok.sum())
-
-
 def risk_penalties(df: pd.DataFrame) -> list[str]:
     """The penalty columns with at least one finite value."""
     return [c for c in ("svd_error_ratio", "loss_increase") if np.isfinite(df[c].to_numpy(float)).any()]
@@ -114,13 +103,24 @@ def svd_risk_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
+MODULE_MIN_MATRICES = 6
+
+
 def svd_risk_module_table(df: pd.DataFrame) -> pd.DataFrame | None:
-    """The same correlations within each module of each suite (at least 3 matrices); None without modules."""
+    """The same correlations within each module of each suite with at least ``MODULE_MIN_MATRICES`` matrices,
+    one row per (suite, module, penalty) with each variant's rho and p-value; None without modules."""
     if "module" not in df or df["module"].isna().all():
         return None
-    rows = [r for (suite, module), g in df.dropna(subset=["module"]).groupby(["source", "module"]) if len(g) >= 3
-            for r in _correlation_rows(g, suite=suite, module=module)]
-    return pd.DataFrame(rows, columns=["suite", "module", *TABLE_COLUMNS[1:]])
+    rows = [r for (suite, module), g in df.dropna(subset=["module"]).groupby(["source", "module"])
+            if len(g) >= MODULE_MIN_MATRICES for r in _correlation_rows(g, suite=suite, module=module)]
+    if not rows:
+        return None
+    long = pd.DataFrame(rows)
+    wide = long.pivot_table(index=["suite", "module", "penalty", "matrices"], columns="variant",
+                            values=["Spearman rho", "p-value"], sort=False)
+    wide.columns = [f"{variant} {'ρ' if stat == 'Spearman rho' else 'p'}" for stat, variant in wide.columns]
+    order = [f"{v} {s}" for v in dict.fromkeys(long["variant"]) for s in ("ρ", "p")]
+    return wide[order].reset_index()
 
 
 def svd_risk_figure(df: pd.DataFrame):

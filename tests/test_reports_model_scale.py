@@ -29,8 +29,13 @@ def test_every_variant_and_penalty_gets_rho_and_p(rows):
 
 def test_module_table_correlates_within_each_module(rows):
     table = lm.svd_risk_module_table(rows)
-    assert set(table.module) == {"q", "o", "down"} and (table.matrices == 6).all()
+    assert list(table.columns) == ["suite", "module", "penalty", "matrices", "row ρ", "row p", "element ρ",
+                                   "element p"]
+    assert set(table.module) == {"q", "o", "down"} and (table.matrices == 6).all() and len(table) == 6
+    q = table.set_index(["module", "penalty"]).loc[("q", "svd_error_ratio")]
+    assert q["row ρ"] == pytest.approx(1.0) and q["row p"] == pytest.approx(2 / 720)  # exact for 6 matrices
     assert lm.svd_risk_module_table(rows.drop(columns="module")) is None
+    assert lm.svd_risk_module_table(rows.iloc[::2]) is None  # 3 matrices per module: too few
 
 
 def test_the_scatter_has_one_panel_per_variant_and_penalty(rows):

@@ -76,17 +76,14 @@ def risk_table(problems, weighted, *, param_ratio=None, lm=None, eval_batches=No
 def correlations(table) -> "pandas.DataFrame":
     """Spearman ρ (and p-value) of every svd_risk variant with each measured penalty."""
     import pandas as pd
-    from scipy.stats import spearmanr
 
-    from problems.diagnostics import VARIANTS
+    from problems.diagnostics import VARIANTS, spearman
 
     out = []
     for v in VARIANTS:
         for target in ("svd_error_ratio", "loss_increase"):
-            sub = table[[f"svd_risk_{v}", target]].dropna()
-            rho, pval = spearmanr(sub.iloc[:, 0], sub.iloc[:, 1]) if len(sub) >= 3 else (math.nan, math.nan)
-            out.append({"variant": v, "penalty": target, "n": len(sub), "spearman_rho": float(rho),
-                        "p_value": float(pval)})
+            rho, pval, n = spearman(table[f"svd_risk_{v}"], table[target])
+            out.append({"variant": v, "penalty": target, "n": n, "spearman_rho": rho, "p_value": pval})
     return pd.DataFrame(out)
 
 
@@ -159,7 +156,7 @@ def run(args) -> int:
     print_table(table[["problem", "svd_risk", "svd_risk_element", "svd_error_ratio", "loss_increase",
                        "best_solver"]])
     print("\nSpearman rank correlation of svd_risk with SVD's penalty:")
-    print_table(correlations(table), "{:.3f}")
+    print_table(correlations(table), "{:.3g}")
     for path in paths:
         print(f"table: {path}")
     return 0

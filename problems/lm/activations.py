@@ -81,37 +81,45 @@ def _shared_inputs(captured: dict) -> dict:
     return groups
 
 
+def _capture_inputs(lm, modules: dict, inputs: dict) -> dict:
+    """One forward pass, holding the tensor each module reads: name -> tensor."""
+    captured: dict = {}
+    handles = [mod.register_forward_pre_hook(lambda _, args, n=n: captured.__setitem__(n, args[0]))
+               for n, mod in modules.items()]
+    try:
+        lm.model.base_model(**inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [n for n in modules if n not in captured]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} never ran in {lm.name}'s forward pass")
+    return {n: captured[n] for n in modules}
+
+
 def compute_input_statistics(lm, batches, names: list[str], progress: bool = True) -> tuple[dict, dict, int, float]:
     """(InputStatistics per name, groups, tokens, seconds) over ``batches``; see the module docstring."""
     from tqdm.auto import tqdm
 
     modules = {n: lm.model.get_submodule(n) for n in names}
-    captured: dict = {}
-    moments: dict = {}
-    current: dict = {"mask": None}
-    groups = None
-    handles = [modules[n].register_forward_pre_hook(lambda mod, args, n=n: captured.__setitem__(n, args[0]))
-               for n in names]
+    moments, groups, handles, current = {}, None, [], {"mask": None}
     start = time.perf_counter()
     try:
         with torch.no_grad():
             for batch in tqdm(batches, desc=f"inputs {lm.name}", unit="batch", disable=not progress):
                 for inputs, mask in _forwards(lm, batch):
-                    current["mask"] = mask
-                    lm.model.base_model(**inputs)
-                    if groups is None:  # the first pass: every input is held, so identity is meaningful
-                        missing = [n for n in names if n not in captured]
-                        if missing:
-                            raise ValueError(f"{', '.join(missing)} never ran in {lm.name}'s forward pass")
-                        groups = _shared_inputs({n: captured[n] for n in names if n in captured})
-                        for h in handles:
-                            h.remove()
-                        moments = {f: _Moments() for f in set(groups.values())}
+                    if groups is None:  # the first pass holds every input, so one object means one tensor
+                        captured = _capture_inputs(lm, modules, inputs)
+                        groups = _shared_inputs(captured)
+                        moments = {f: _Moments() for f in dict.fromkeys(groups.values())}
                         for f, mom in moments.items():
                             mom.add(captured[f], mask)
-                        captured.clear()
+                        del captured
                         handles = [modules[f].register_forward_pre_hook(
-                            lambda mod, args, f=f: moments[f].add(args[0], current["mask"])) for f in moments]
+                            lambda _, args, f=f: moments[f].add(args[0], current["mask"])) for f in moments]
+                        continue
+                    current["mask"] = mask
+                    lm.model.base_model(**inputs)
     finally:
         for h in handles:
             h.remove()
