@@ -111,3 +111,27 @@ def test_lm_problems_carry_the_inputs_and_svd_llm_solves_them(tiny_text):
         act = {s: solvers.get(s).solve(p) for s in ("svd", "asvd", "svd_llm")}
         errors = {s: p.activation_error(r.U, r.V) for s, r in act.items()}
         assert errors["svd_llm"] <= min(errors.values()) + 1e-6, errors
+
+
+def _real_inputs_cached() -> bool:
+    from problems import lm as lmpkg
+    from problems.lm.models import builtin_source
+
+    if not lmpkg.suite_is_cached("smollm2-sample"):
+        return False
+    pairs = {(b, m) for b in (0, 14, 29) for m in ("q", "o", "gate", "down")}
+    return find_cached(lmpkg.default_cache_dir(), builtin_source("smollm2"), lmpkg.FISHER_TEXT,
+                       lmpkg.fisher_tokens(), 0, pairs, kind="activations") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _real_inputs_cached(), reason="SmolLM2 sample Fisher and input statistics not cached")
+def test_load_suite_attaches_the_real_input_statistics():
+    from problems import lm as lmpkg
+
+    _, problems = lmpkg.load_suite("smollm2-sample", inputs=True, progress=False)
+    assert len(problems) == 12 and all(p.inputs is not None and p.inputs.n == p.shape[1] for p in problems)
+    down = next(p for p in problems if p.name == "smollm2.0.down")
+    assert down.inputs.n == 1536 and down.inputs.tokens == down.meta["fisher_tokens"]
+    res = solvers.get("svd_llm").solve(down)
+    assert res.info["whitening"] in ("cholesky", "eigh") and 0 < down.activation_error(res.U, res.V) < 1
