@@ -38,6 +38,10 @@ SCHEMA = pa.schema([
     ("env_python", pa.string()), ("env_torch", pa.string()), ("env_numpy", pa.string()),
     ("env_wlrbench", pa.string()), ("env_git", pa.string()), ("env_hostname", pa.string()),
     ("env_platform", pa.string()), ("env_threads", pa.int64()), ("started_at", pa.string()),
+    # Columns added since, one block per feature, appended here.
+    # Activation-aware baselines: ‖(A − U Vᵀ)X‖²/‖A X‖² of the run's returned factors (repeated on each of its
+    # rows), for problems carrying input statistics (problems.inputs); NaN otherwise.
+    ("activation_error", pa.float64()),
 ])
 COLUMNS = tuple(SCHEMA.names)
 

@@ -39,9 +39,11 @@ FLAG = Flag(False)
 
 
 def problem_digest(problem) -> str:
-    """sha256 of the problem's name, dtype, shape and the bytes of A and W (rank excluded)."""
+    """sha256 of the problem's name, dtype, shape and the bytes of A, W and its input statistics when it has them
+    (rank excluded)."""
     h = hashlib.sha256(f"{problem.name}|{problem.dtype}|{problem.shape}".encode())
-    for t in (problem.A, problem.W):
+    inputs = () if problem.inputs is None else (problem.inputs.gram, problem.inputs.abs_mean)
+    for t in (problem.A, problem.W, *inputs):
         h.update(t.contiguous().numpy().tobytes())
     return h.hexdigest()
 

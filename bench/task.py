@@ -79,7 +79,7 @@ def failure_rows(task: Task, stop_reason: str, message: str, wall_time: float, s
     """The single row of a run without a result: iteration 0, objective NaN, final."""
     point = {"iteration": 0, "time": math.nan, "objective": math.nan, "rel_error": math.nan, "final": True,
              "n_iter": n_iter, "stop_reason": stop_reason, "message": message, "wall_time": wall_time,
-             "info": "{}", "started_at": started_at or utc_now()}
+             "info": "{}", "started_at": started_at or utc_now(), "activation_error": math.nan}
     return _columns(describe(task), [point], environment())
 
 
@@ -112,8 +112,9 @@ def execute(task: Task) -> dict:
     trace = final_trace(result)
     norm = task.problem.weighted_norm
     info = json.dumps(result.info, sort_keys=True, default=str)
+    act = math.nan if task.problem.inputs is None else task.problem.activation_error(result.U, result.V)
     points = [{"iteration": int(pt.iteration), "time": float(pt.seconds), "objective": float(pt.objective),
                "rel_error": float(pt.objective) / norm, "final": i == len(trace) - 1, "n_iter": result.n_iter,
                "stop_reason": stop, "message": message, "wall_time": wall_time, "info": info,
-               "started_at": started_at} for i, pt in enumerate(trace)]
+               "started_at": started_at, "activation_error": act} for i, pt in enumerate(trace)]
     return _columns(describe(task), points, environment())

@@ -1,13 +1,15 @@
 """Write the problems of any suite to files other tools can read (``python -m problems.export SUITE DIR``).
 
 Each problem becomes ``DIR/<problem name>.npz`` (or ``.safetensors``) holding A, W (float arrays, m×n), rank,
-f_star when known, name and meta (JSON): the format ``problems.load`` reads back losslessly, and plain
-``numpy.load(path)["A"]`` / ``["W"]`` elsewhere.
+f_star when known, name and meta (JSON), and the layer's input statistics when the problem carries them (``--inputs``
+measures them for the real-LM suites): the format ``problems.load`` reads back losslessly, and plain
+``numpy.load(path)["A"]`` / ``["W"]`` elsewhere. ``wlrbench run --problem FILE ...`` runs solvers on the files.
 """
 from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 from problems.io import FORMATS, save
@@ -23,11 +25,19 @@ def export_problems(problems, out_dir, suffix: str = ".npz") -> list[Path]:
     return [save(p, Path(out_dir) / f"{stem}{suffix}") for p, stem in zip(problems, stems)]
 
 
-def export_suite(name: str, out_dir, suffix: str = ".npz") -> list[Path]:
-    """Build suite ``name`` (computing and caching Fisher for real-LM suites) and export its problems."""
+def export_suite(name: str, out_dir, suffix: str = ".npz", inputs: bool = False) -> list[Path]:
+    """Build suite ``name`` (computing and caching Fisher for real-LM suites, and with ``inputs`` their layers'
+    input statistics) and export its problems."""
     from problems.suites import build_suite
 
-    return export_problems(build_suite(name), out_dir, suffix)
+    if not inputs:
+        return export_problems(build_suite(name), out_dir, suffix)
+    from problems import lm
+
+    if name not in lm.SUITES:
+        raise ValueError(f"--inputs measures input statistics of real-LM suites ({', '.join(lm.SUITES)}), "
+                         f"not of {name!r}")
+    return export_problems(lm.load_suite(name, inputs=True)[1], out_dir, suffix)
 
 
 def main(argv=None) -> int:
@@ -35,8 +45,14 @@ def main(argv=None) -> int:
     parser.add_argument("suite")
     parser.add_argument("out_dir")
     parser.add_argument("--format", default=".npz", choices=FORMATS)
+    parser.add_argument("--inputs", action="store_true",
+                        help="attach each layer's calibration input statistics (real-LM suites; cached)")
     args = parser.parse_args(argv)
-    paths = export_suite(args.suite, args.out_dir, args.format)
+    try:
+        paths = export_suite(args.suite, args.out_dir, args.format, inputs=args.inputs)
+    except ValueError as exc:  # unknown or unavailable suite, --inputs on a synthetic one
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {len(paths)} problems to {args.out_dir}")
     return 0
 

@@ -1,7 +1,8 @@
 """Bring-your-own problems: read and write ``.npz`` and ``.safetensors`` files.
 
-Both formats hold the arrays ``A`` and ``W`` (m×n) and optionally scalars ``rank`` and ``f_star``; ``save``
-also writes ``name`` and ``meta`` (JSON) so a round trip is lossless. Every failure to read a file raises
+Both formats hold the arrays ``A`` and ``W`` (m×n) and optionally scalars ``rank`` and ``f_star``, and the
+layer's input statistics (``problems.inputs``) as ``input_gram`` (n×n), ``input_abs_mean`` (n) and
+``input_tokens``; ``save`` also writes ``name`` and ``meta`` (JSON) so a round trip is lossless. Every failure to read a file raises
 ``ProblemFileError`` (a ValueError) naming the file and what is wrong with it.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from problems.files import atomic_path
+from problems.inputs import InputStatistics
 from problems.problem import Problem
 
 FORMATS = (".npz", ".safetensors")
@@ -76,6 +78,31 @@ def _meta(path: Path, text: dict) -> dict:
     return meta
 
 
+INPUT_ARRAYS = ("input_gram", "input_abs_mean")
+
+
+def _inputs(path: Path, arrays: dict, text: dict) -> InputStatistics | None:
+    present = [k for k in INPUT_ARRAYS if k in arrays]
+    if not present:
+        return None
+    if len(present) < len(INPUT_ARRAYS):
+        raise ProblemFileError(f"{path}: input statistics need both {' and '.join(INPUT_ARRAYS)}; "
+                               f"found only {present[0]}")
+    try:
+        return InputStatistics(arrays["input_gram"], arrays["input_abs_mean"],
+                               int(_scalar(path, arrays, text, "input_tokens") or 0))
+    except (TypeError, ValueError) as exc:
+        raise ProblemFileError(f"{path}: {exc}") from exc
+
+
+def _input_arrays(problem: Problem) -> dict:
+    s = problem.inputs
+    if s is None:
+        return {}
+    return {"input_gram": s.gram.numpy(), "input_abs_mean": s.abs_mean.numpy(),
+            "input_tokens": np.array(s.tokens, dtype=np.int64)}
+
+
 def load(path, rank: int | None = None) -> Problem:
     """Read a problem; ``rank`` overrides the file's own (one of them must be given)."""
     path = Path(path)
@@ -95,9 +122,10 @@ def load(path, rank: int | None = None) -> Problem:
         raise ProblemFileError(f"{path}: the file stores no 'rank'; pass rank=...")
     meta = _meta(path, text)
     meta.setdefault("source", str(path))
+    inputs = _inputs(path, arrays, text)
     try:
         return Problem(arrays["A"], arrays["W"], _rank(path, rank), name=text.get("name") or path.stem,
-                       f_star=_scalar(path, arrays, text, "f_star"), meta=meta)
+                       f_star=_scalar(path, arrays, text, "f_star"), meta=meta, inputs=inputs)
     except (TypeError, ValueError) as exc:
         raise ProblemFileError(f"{path}: {exc}") from None
 
@@ -113,7 +141,7 @@ def save(problem: Problem, path) -> Path:
         if path.suffix == ".npz":
             extra = {} if problem.f_star is None else {"f_star": np.float64(problem.f_star)}
             np.savez(tmp, A=A, W=W, rank=np.int64(problem.rank), name=np.str_(problem.name),
-                     meta=np.str_(meta), **extra)
+                     meta=np.str_(meta), **extra, **_input_arrays(problem))
         else:
             from safetensors.numpy import save_file
 
@@ -121,5 +149,6 @@ def save(problem: Problem, path) -> Path:
                        "rank": np.array(problem.rank, dtype=np.int64)}
             if problem.f_star is not None:
                 tensors["f_star"] = np.array(problem.f_star, dtype=np.float64)
+            tensors.update({k: np.ascontiguousarray(v) for k, v in _input_arrays(problem).items()})
             save_file(tensors, str(tmp), metadata={"name": problem.name, "meta": meta})
     return path

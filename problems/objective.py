@@ -32,3 +32,12 @@ def weighted_squared_error(A: torch.Tensor, W: torch.Tensor, U: torch.Tensor | N
             R = R - U[..., i:i + rows, :] @ V.mT
         total += (Wc * R * R).sum(dim=(-2, -1), dtype=torch.float64)
     return total
+
+
+def activation_squared_error(A: torch.Tensor, C: torch.Tensor, U: torch.Tensor | None = None,
+                             V: torch.Tensor | None = None) -> torch.Tensor:
+    """tr(R C Rᵀ) with R = A − U Vᵀ (R = A when U = V = None), C the n×n input Gram: the squared output error
+    ‖R X‖_F² / T of a layer whose T inputs X have Gram C = X Xᵀ / T. In float64, as a 0-d tensor on A's device.
+    Cost O(mn² + mnk) (the residual is formed; no cancellation between ‖A X‖² and the fit's terms)."""
+    R = A.double() if U is None else A.double() - U.double() @ V.double().T
+    return ((R @ C.double()) * R).sum()

@@ -18,32 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from problems.objective import weighted_squared_error
-
-
-def _as_float_tensor(x: Any, what: str) -> torch.Tensor:
-    """Convert an array-like to a CPU floating tensor, or raise a clear TypeError/ValueError."""
-    if isinstance(x, torch.Tensor):
-        t = x.detach().to("cpu")
-    else:
-        arr = np.asarray(x)
-        if arr.dtype == object or arr.dtype.kind in "USV":
-            raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
-    if t.is_complex():
-        raise TypeError(f"{what} must be real, got complex dtype {t.dtype}")
-    if t.dtype == torch.bool or not t.is_floating_point():
-        t = t.to(torch.float64)
-    elif t.dtype not in (torch.float32, torch.float64):
-        t = t.to(torch.float32)  # float16/bfloat16 storage: compute in float32 at least
-    if t.dim() != 2:
-        raise ValueError(f"{what} must be a 2-D matrix, got {t.dim()}-D with shape {tuple(t.shape)}")
-    if t.numel() == 0:
-        raise ValueError(f"{what} is empty (shape {tuple(t.shape)})")
-    if not torch.isfinite(t).all():
-        bad = int((~torch.isfinite(t)).sum())
-        raise ValueError(f"{what} contains {bad} NaN/Inf entries")
-    return t.contiguous()
+from problems.arrays import as_float_tensor
+from problems.inputs import InputStatistics
+from problems.objective import activation_squared_error, weighted_squared_error
 
 
 def _cast_weights(W: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -95,6 +72,9 @@ class Problem:
     f_star: the optimal raw objective when known (synthetic families), else None.
     meta: free-form provenance (family, model, layer, ...). ``meta["f_star_by_rank"]``, when present,
     is a list whose entry k is f* at rank k (None where unknown); ``with_rank`` uses it.
+    inputs: optional calibration statistics of the layer's input (``problems.inputs.InputStatistics``: the
+    Gram C, n×n, and mean |x|, n = A's columns), stored in A's dtype; the activation-aware solvers require
+    them and ``activation_error`` measures the layer's output error with them.
     """
 
     A: Any
@@ -103,10 +83,11 @@ class Problem:
     name: str = "problem"
     f_star: float | None = None
     meta: dict = field(default_factory=dict)
+    inputs: InputStatistics | None = None
 
     def __post_init__(self):
-        A = _as_float_tensor(self.A, "A")
-        W = _cast_weights(_as_float_tensor(self.W, "W"), A.dtype)
+        A = as_float_tensor(self.A, "A")
+        W = _cast_weights(as_float_tensor(self.W, "W"), A.dtype)
         if A.shape != W.shape:
             raise ValueError(f"shape mismatch: A is {tuple(A.shape)} but W is {tuple(W.shape)}")
         if (W < 0).any():
@@ -127,6 +108,13 @@ class Problem:
             raise TypeError(f"name must be a string, got {self.name!r}")
         if self.meta is not None and not isinstance(self.meta, Mapping):
             raise TypeError(f"meta must be a dict (JSON object) or None, got {type(self.meta).__name__}")
+        if self.inputs is not None:
+            if not isinstance(self.inputs, InputStatistics):
+                raise TypeError(f"inputs must be a problems.inputs.InputStatistics or None, "
+                                f"got {type(self.inputs).__name__}")
+            if self.inputs.n != n:
+                raise ValueError(f"inputs describe {self.inputs.n} input features but A has n = {n} columns")
+            object.__setattr__(self, "inputs", self.inputs.to(A.dtype))
         object.__setattr__(self, "A", A)
         object.__setattr__(self, "W", W)
         object.__setattr__(self, "rank", int(self.rank))
@@ -158,18 +146,40 @@ class Problem:
 
     def objective(self, U, V) -> float:
         """Raw f(U, V) = Σ W (A − U Vᵀ)², computed in float64 on the CPU."""
+        U, V = self._check_factors(U, V)
+        # float64 factors promote each chunk of A and W to float64 inside weighted_squared_error.
+        return float(weighted_squared_error(self.A, self.W, U, V))
+
+    def rel_error(self, U, V) -> float:
+        """f(U, V) / Σ W A²: 0 for an exact fit, 1 for the zero matrix."""
+        return self.objective(U, V) / self.weighted_norm
+
+    @cached_property
+    def activation_norm(self) -> float:
+        """tr(A C Aᵀ) = ‖A X‖² / T, the activation objective of the zero matrix (needs ``inputs``)."""
+        return float(activation_squared_error(self.A, self._gram()))
+
+    def _gram(self) -> torch.Tensor:
+        if self.inputs is None:
+            raise ValueError(f"problem {self.name!r} carries no input statistics (inputs=None): the activation "
+                             "objective needs the layer's calibration Gram")
+        return self.inputs.gram
+
+    def activation_error(self, U, V) -> float:
+        """‖(A − U Vᵀ) X‖² / ‖A X‖² = tr(R C Rᵀ) / tr(A C Aᵀ), R = A − U Vᵀ: the layer's relative output error
+        on its calibration inputs (0: exact, 1: the zero matrix), float64 on the CPU. Cost O(mn² + mnk).
+        ValueError when the problem carries no ``inputs`` or the factors do not fit A."""
+        C = self._gram()
+        U, V = self._check_factors(U, V)
+        return float(activation_squared_error(self.A, C, U, V)) / self.activation_norm
+
+    def _check_factors(self, U, V) -> tuple[torch.Tensor, torch.Tensor]:
         U, V = torch.as_tensor(U), torch.as_tensor(V)
         m, n = self.shape
         if U.dim() != 2 or V.dim() != 2 or U.shape[0] != m or V.shape[0] != n or U.shape[1] != V.shape[1]:
             raise ValueError(f"factors must be U (m×k) and V (n×k) with m={m}, n={n}; "
                              f"got U {tuple(U.shape)}, V {tuple(V.shape)}")
-        # float64 factors promote each chunk of A and W to float64 inside weighted_squared_error.
-        return float(weighted_squared_error(self.A, self.W, U.detach().to("cpu", torch.float64),
-                                            V.detach().to("cpu", torch.float64)))
-
-    def rel_error(self, U, V) -> float:
-        """f(U, V) / Σ W A²: 0 for an exact fit, 1 for the zero matrix."""
-        return self.objective(U, V) / self.weighted_norm
+        return U.detach().to("cpu", torch.float64), V.detach().to("cpu", torch.float64)
 
     @property
     def rel_f_star(self) -> float | None:
@@ -185,4 +195,5 @@ class Problem:
     def __repr__(self) -> str:
         m, n = self.shape
         f = "unknown" if self.f_star is None else f"{self.f_star:.4g}"
-        return f"Problem({self.name!r}, {m}×{n}, rank={self.rank}, dtype={self.dtype}, f*={f})"
+        extra = "" if self.inputs is None else ", with inputs"
+        return f"Problem({self.name!r}, {m}×{n}, rank={self.rank}, dtype={self.dtype}, f*={f}{extra})"

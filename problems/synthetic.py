@@ -13,11 +13,17 @@ where theory gives it, so ``Problem.with_rank`` keeps f*.
 | completion      | binary mask, ``observed`` fraction  | 0 for r ≥ true_rank (planted A)          |
 | heavy_tailed    | Fisher-like: row·col·log-normal     | unknown                                  |
 | ill_conditioned | log-normal; A with σ₁/σ_min = cond   | unknown                                  |
+
+``with_inputs(problem, seed)`` attaches seeded synthetic calibration statistics (``problems.inputs``) to any of
+them, for the activation-aware solvers (``asvd``, ``svd_llm``) and their tests.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from problems.inputs import InputStatistics
 from problems.problem import Problem
 
 
@@ -134,6 +140,29 @@ def ill_conditioned(m: int = 40, n: int = 30, rank: int = 4, seed: int = 0, dtyp
     A = _spectrum_matrix(rng, m, n, np.geomspace(1.0, 1.0 / cond, min(m, n)))
     W = np.exp(sigma * rng.standard_normal((m, n)))
     return _problem("ill_conditioned", A, W, rank, None, dtype, seed=seed, cond=cond, sigma=sigma)
+
+
+def input_statistics(n: int, seed: int = 0, tokens: int | None = None, sigma: float = 1.0) -> InputStatistics:
+    """Seeded statistics of T = ``tokens`` (default 4n) synthetic layer inputs x_t = diag(c) Q diag(√λ) z_t,
+    z_t ~ N(0, I_n): log-normal channel scales c (spread ``sigma``: a few outlier channels, as in LLM
+    activations), a Haar-random rotation Q and a decaying spectrum λ_k = 1/(1 + k) (correlated features).
+    C = X Xᵀ/T is positive definite for T ≥ n and singular (rank T) for T < n."""
+    rng = np.random.default_rng(seed)
+    T = 4 * n if tokens is None else int(tokens)
+    if T < 1:
+        raise ValueError(f"tokens must be positive, got {tokens}")
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    mix = np.exp(sigma * rng.standard_normal(n))[:, None] * Q * np.sqrt(1.0 / (1.0 + np.arange(n)))[None, :]
+    X = mix @ rng.standard_normal((n, T))
+    return InputStatistics(X @ X.T / T, np.abs(X).mean(axis=1), T)
+
+
+def with_inputs(problem: Problem, seed: int = 0, tokens: int | None = None, sigma: float = 1.0) -> Problem:
+    """``problem`` with ``input_statistics(n, seed, tokens, sigma)`` attached (n = A's columns) and recorded in
+    ``meta["inputs"]``; A, W, rank and f* are unchanged (f* is the weighted objective's optimum)."""
+    stats = input_statistics(problem.shape[1], seed, tokens, sigma)
+    meta = {**problem.meta, "inputs": {"synthetic": True, "seed": seed, "tokens": stats.tokens, "sigma": sigma}}
+    return dataclasses.replace(problem, inputs=stats, meta=meta)
 
 
 FAMILIES = {f.__name__: f for f in (constant, separable, planted, completion, heavy_tailed, ill_conditioned)}

@@ -75,8 +75,13 @@ def _lm_blocks(results_dir: Path, comp, colours, fig_dir: Path) -> list:
         path = save(lm.svd_risk_figure(risk), fig_dir / "svd_risk.png")
         blocks += [Heading(2, "SVD risk"),
                    Para("Does svd_risk predict how much plain SVD loses against the best weighted solver? "
-                        "Spearman rank correlation, recomputed from the per-matrix rows."),
+                        "Spearman rank correlation of each variant with each penalty, with its p-value, "
+                        "recomputed from the per-matrix rows."),
                    Image(f"figures/{path.name}", "svd_risk versus penalty"), Table(lm.svd_risk_table(risk))]
+        by_module = lm.svd_risk_module_table(risk)
+        if by_module is not None and len(by_module):
+            blocks += [Para("Within each module type (a correlation across a whole model can come from the module "
+                            "types alone):"), Table(by_module)]
     return blocks
 
 

@@ -21,22 +21,31 @@ def _shorten(text: str) -> str:
     return text if len(text) <= MESSAGE_CHARS else text[:MESSAGE_CHARS - 1] + "…"
 
 
+def _nanmedian(values) -> float:
+    """The median of the non-NaN values, NaN when none is finite (and without numpy's all-NaN warning)."""
+    x = np.asarray(values, dtype=float)
+    return float(np.nanmedian(x)) if np.isfinite(x).any() else np.nan
+
+
 def final_table(run_rows: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration of one instance (``run_rows`` from ``reports.data.runs``): medians over its
     runs of the best objective, relative error and gap to f_ref, final solver time and iterations; stop
-    reasons with counts; the first non-empty message. Sorted by gap, then time."""
+    reasons with counts; the first non-empty message; and, for problems carrying input statistics, the median
+    activation error ‖(A − U Vᵀ)X‖²/‖AX‖² of the returned factors. Sorted by gap, then time."""
+    with_inputs = "activation_error" in run_rows and np.isfinite(run_rows["activation_error"].to_numpy(float)).any()
     rows = []
     for config, g in run_rows.groupby("config"):
         wn = g["weighted_norm"].to_numpy(float)
         messages = [m for m in g["message"].astype(str) if m]
         rows.append({"solver": config, "runs": len(g),
                      "best objective": g["best_objective"].median(),
-                     "rel. error": float(np.nanmedian(g["best_objective"] / wn)) if np.isfinite(
-                         g["best_objective"]).any() else np.nan,
+                     "rel. error": _nanmedian(g["best_objective"] / wn),
                      "gap to f_ref": g["best_subopt"].median(),
                      "time [s]": g["time"].median(), "iterations": g["n_iter"].median(),
                      "stop reason": _stop_counts(g["stop_reason"]),
                      "message": _shorten(messages[0]) if messages else ""})
+        if with_inputs:
+            rows[-1]["activation error"] = _nanmedian(g["activation_error"])
     table = pd.DataFrame(rows)
     return table.sort_values(["gap to f_ref", "time [s]"], na_position="last", kind="stable").reset_index(
         drop=True)

@@ -32,6 +32,9 @@ from solvers.initial import initial_factors
 from solvers.params import Param, as_param
 from solvers.result import SolveResult, TracePoint
 
+REQUIREMENTS = {  # what a solver may require of a problem beyond A and W (``Solver.requires``): attribute -> what
+    "inputs": "the calibration statistics of the layer's input (problem.inputs: the Gram Σ x xᵀ and mean |x|)",
+}
 DIVERGENCE_FACTOR = 1e6  # f above this many times Σ W A² (the zero matrix's objective) means divergence
 EXACT_ULPS = 100  # a fit with f ≤ (EXACT_ULPS·eps)²·Σ W A² is exact to the working precision
 
@@ -158,6 +161,8 @@ class Solver:
     - ``exact_on``: synthetic families (``problems.synthetic`` names) on which theory says the method reaches
       the optimum f* from a random start (closed forms: from their formula); conformance tests check it;
     - ``max_size``: the largest m·n the method accepts (None: any);
+    - ``requires``: what a problem must carry beyond A and W (keys of ``REQUIREMENTS``, e.g. ``"inputs"`` for the
+      activation-aware methods); ``refuse`` names what is missing;
     - ``flops(m, n, r)``: the FLOP model of one iteration (None: not modelled), and ``gemm_shape(m, n, r)``: the
       (M, K, N) product whose rate is the fair reference for it (throughput benchmarks read both);
     - ``solve_batched``: a function solving B same-shape problems at once (None: no batched mode).
@@ -173,6 +178,7 @@ class Solver:
     closed_form: ClassVar[bool] = False
     exact_on: ClassVar[frozenset] = frozenset()
     max_size: ClassVar[int | None] = None
+    requires: ClassVar[frozenset] = frozenset()
     solve_batched: ClassVar[Callable | None] = None
 
     def __init_subclass__(cls, **kwargs):
@@ -181,6 +187,10 @@ class Solver:
         unknown = sorted(set(cls.not_monotone_with) - set(cls.parameters))
         if unknown:
             raise TypeError(f"{cls.__name__}.not_monotone_with names no parameter(s) {', '.join(unknown)}")
+        unknown = sorted(set(cls.requires) - set(REQUIREMENTS))
+        if unknown:
+            raise TypeError(f"{cls.__name__}.requires names unknown requirement(s) {', '.join(unknown)}; "
+                            f"known: {', '.join(REQUIREMENTS)}")
         if cls.__dict__.get("name"):
             registry.register(cls)
 
@@ -234,6 +244,11 @@ class Solver:
         if self.max_size is not None and problem.shape[0] * problem.shape[1] > self.max_size:
             m, n = problem.shape
             return f"solver {self.name!r} accepts problems with m·n ≤ {self.max_size}; this one is {m}×{n}"
+        for need in sorted(self.requires):
+            if getattr(problem, need, None) is None:
+                return (f"solver {self.name!r} needs {REQUIREMENTS[need]}; problem {problem.name!r} has none "
+                        f"(attach them: problems.lm.load_suite(..., inputs=True), problems.lm.lm_problems(..., "
+                        f"inputs=...) or problems.synthetic.with_inputs)")
         return None
 
     def solve(self, problem, *, init=None, max_iter: int | None = None, tol: float | None = None,

@@ -55,6 +55,13 @@ def scaled_svd(A: torch.Tensor, row_weight: torch.Tensor, col_weight: torch.Tens
     return rebalance(inv_a[:, None] * U, inv_b[:, None] * V)
 
 
+def separable_weights(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a, b) ≥ 0 with a bᵀ the best rank-one fit of a non-negative W in Frobenius norm: σ₁ p qᵀ with p, q ≥ 0
+    (Perron–Frobenius), so a = σ₁|p| and b = |q| (abs() removes the SVD's sign ambiguity). One thin SVD."""
+    p, s, q = truncated_svd(W, 1)
+    return s[0] * p[:, 0].abs(), q[:, 0].abs()
+
+
 def rebalance(U: torch.Tensor, V: torch.Tensor):
     """The same product U Vᵀ in balanced form U' = P √s, V' = Q √s (P, Q orthonormal, s its singular values).
 

@@ -85,12 +85,43 @@ def test_svd_risk_on_a_synthetic_suite(tmp_path, capsys):
     assert "Spearman" in capsys.readouterr().out
 
 
+def test_svd_risk_resumes_from_its_table(tmp_path, capsys):
+    argv = ["svd-risk", "--suite", "synthetic-small", "--solvers", "separable", "--results-dir", str(tmp_path),
+            "--no-progress"]
+    assert main(argv) == 0
+    path = tmp_path / "svd_risk" / "synthetic-small.csv"
+    first = pd.read_csv(path)
+    capsys.readouterr()
+    assert main(argv + ["--resume"]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(first)} of {len(first)} matrices already measured" in out and "so far" not in out
+    pd.testing.assert_frame_equal(pd.read_csv(path), first)
+    assert main(argv[:4] + ["fwsvd_row"] + argv[5:] + ["--resume"]) == 0  # other settings: measured anew
+    assert "already measured" not in capsys.readouterr().out
+    assert set(pd.read_csv(path).best_solver) == {"fwsvd_row"}
+
+
+def test_risk_table_reports_each_new_row_and_reuses_done_ones():
+    from problems.suites import build_suite
+
+    problems = build_suite("synthetic-small")[:3]
+    seen = []
+    rows = risk_table(problems, [solvers.get("separable")], log=lambda *_: None,
+                      on_row=lambda r: seen.append(len(r)))
+    assert seen == [1, 2, 3]
+    again = risk_table(problems, [solvers.get("separable")], log=lambda *_: None,
+                       done={rows[1]["problem"]: {"problem": rows[1]["problem"], "marker": 1}},
+                       on_row=lambda r: seen.append(len(r)))
+    assert again[1] == {"problem": rows[1]["problem"], "marker": 1} and seen[3:] == [1, 3]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["compress", "--model", "nope"], "unknown model"),
     (["compress", "--param-ratio", "-1"], "positive"),
     (["compress", "--solver", "nosuch"], "unknown solver"),
     (["fisher", "--tokens", "0"], "positive"),
     (["svd-risk", "--suite", "nosuch"], "unknown suite"),
+    (["svd-risk", "--suite", "synthetic-small", "--eval-tokens", "0"], "positive"),
 ])
 def test_bad_input_is_one_line_exit_2(argv, message, capsys):
     assert main(argv) == 2

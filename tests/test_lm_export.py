@@ -30,3 +30,9 @@ def test_export_refuses_colliding_names_and_unknown_formats(tmp_path):
 def test_export_command_writes_a_suite(tmp_path, capsys):
     assert main(["synthetic-small", str(tmp_path)]) == 0
     assert len(list(tmp_path.glob("*.npz"))) == len(synthetic.FAMILIES)
+
+
+def test_export_measures_inputs_only_for_real_lm_suites(tmp_path, capsys):
+    assert main(["synthetic-small", str(tmp_path), "--inputs"]) == 2
+    err = capsys.readouterr().err
+    assert "real-LM suites" in err and err.count("\n") == 1

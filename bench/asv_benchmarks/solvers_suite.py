@@ -2,7 +2,8 @@
 
 The solver list is ``solvers.available()`` at import, so a solver added to the registry is benchmarked with
 no edit here; one that refuses a problem (``Solver.refuse``) is skipped for it. Problems are float32 (the
-language-model setting), seeded, and built once in ``setup_cache``:
+language-model setting), seeded, carry seeded input statistics (``synthetic.with_inputs``, for the solvers that
+require them), and are built once in ``setup_cache``:
 - ``heavy_tailed`` (Fisher-like importance, f* unknown) for time, memory and relative error;
 - ``planted`` (exact rank-r A, heavy-tailed positive W, f* = 0) for relative suboptimality.
 Quality is read after ``BUDGET`` iterations (closed forms: their one fit) from the solver's default start:
@@ -11,6 +12,7 @@ an iteration budget, not a time budget, so the tracked number does not move with
 from __future__ import annotations
 
 import solvers
+from problems import synthetic
 from solvers import DeviceProblem, SolverStop
 from solvers.device import synchronize
 from solvers.initial import initial_factors
@@ -30,8 +32,8 @@ class _Problems:
     timeout = 600
 
     def setup_cache(self):
-        return {size_label(*s): {family: build(family, *s) for family in ("heavy_tailed", "planted")}
-                for s in SIZES}
+        return {size_label(*s): {family: synthetic.with_inputs(build(family, *s), seed=SEED)
+                                 for family in ("heavy_tailed", "planted")} for s in SIZES}
 
     def setup(self, problems, name, size, device):
         self.device = device_or_skip(device)

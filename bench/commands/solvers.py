@@ -21,7 +21,8 @@ def solver_table() -> list[dict]:
                      "parameters": ", ".join(f"{k}={v!r}" for k, v in cls.defaults().items()) or "-",
                      "monotone": _monotone(cls), "closed form": "yes" if cls.closed_form else "no",
                      "batched": "yes" if cls.solve_batched is not None else "no",
-                     "exact on": ", ".join(sorted(cls.exact_on)) or "-"})
+                     "exact on": ", ".join(sorted(cls.exact_on)) or "-",
+                     "requires": ", ".join(sorted(cls.requires)) or "-"})
     return rows
 
 

@@ -8,16 +8,14 @@ stops at the earliest chosen block. Cost: one forward + backward pass per batch,
 SmolLM2 when block 0 is chosen (its 49k-word output layer included); ``FisherResult.tokens_per_second`` records
 the measured rate.
 
-Cache: ``<cache>/fisher/<model>/<text>-t<tokens>-s<seed>-<digest>.safetensors``, one tensor per weight, and in
-the metadata the (block, module) pairs it holds and those the model has. Any cached file with the same model,
+Cache (``problems.lm.cache``, kind "fisher"): one tensor per weight in
+``<cache>/fisher/<model>/<text>-t<tokens>-s<seed>-<digest>.safetensors``. Any cached file with the same model,
 text, token count and seed whose weights include the requested ones is reused (a weight's gradient does not
 depend on which other weights are being differentiated).
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +23,9 @@ from pathlib import Path
 import torch
 
 from problems.files import atomic_path
+from problems.lm.cache import cache_metadata, find_cached, new_cache_file, read_metadata
 from problems.lm.loss import batch_loss
-from problems.lm.text import batches_for, text_key
+from problems.lm.text import batches_for
 
 
 @dataclass
@@ -40,44 +39,6 @@ class FisherResult:
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else float("nan")
-
-
-def _slug(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_")[:80]
-
-
-def cache_folder(cache_dir, source: str) -> Path:
-    """Where the Fisher files of the model identified by ``source`` live."""
-    digest = hashlib.sha256(source.encode()).hexdigest()[:8]
-    return Path(cache_dir) / "fisher" / f"{_slug(source)}-{digest}"
-
-
-def _prefix(text: str, tokens: int, seed: int) -> str:
-    return f"{_slug(text_key(text))}-t{int(tokens)}-s{int(seed)}-"
-
-
-def _pairs(meta: dict, key: str) -> set[tuple[int, str]]:
-    return {tuple(p) for p in json.loads(meta.get(key, "[]"))}
-
-
-def find_cached(cache_dir, source: str, text: str, tokens: int, seed: int, pairs=None) -> Path | None:
-    """A cache file for (model, text, tokens, seed) holding every (block, module) pair in ``pairs``
-    (None: every Linear of the model), or None."""
-    from safetensors import safe_open
-
-    folder = cache_folder(cache_dir, source)
-    if not folder.is_dir():
-        return None
-    for path in sorted(folder.glob(_prefix(text, tokens, seed) + "*.safetensors")):
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-        except Exception:  # a truncated or foreign file is not a cache hit
-            continue
-        need = _pairs(meta, "model_pairs") if pairs is None else set(pairs)
-        if need <= _pairs(meta, "pairs"):
-            return path
-    return None
 
 
 def compute_fisher(lm, batches, names: list[str], progress: bool = True) -> tuple[dict, int, float]:
@@ -118,10 +79,7 @@ def fisher(lm, names: list[str], *, text: str = "lee_background", tokens: int = 
     if cache_dir is not None:
         path = find_cached(cache_dir, lm.source, text, tokens, seed, pairs)
         if path is not None:
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata()
+            meta = read_metadata(path)
             by_pair = {tuple(v): k for k, v in json.loads(meta["names"]).items()}
             stored = load_file(str(path))
             return FisherResult({n: stored[by_pair[lm.linears[n]]] for n in names}, int(meta["tokens_used"]),
@@ -130,14 +88,9 @@ def fisher(lm, names: list[str], *, text: str = "lee_background", tokens: int = 
     values, used, seconds = compute_fisher(lm, batches, names, progress)
     path = None
     if cache_dir is not None:
-        folder = cache_folder(cache_dir, lm.source)
-        folder.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256(json.dumps(sorted(names)).encode()).hexdigest()[:10]
-        path = folder / f"{_prefix(text, tokens, seed)}{digest}.safetensors"
-        meta = {"model": lm.source, "text": text_key(text), "tokens": str(tokens), "seed": str(seed),
-                "tokens_used": str(used), "seconds": repr(seconds),
-                "names": json.dumps({n: lm.linears[n] for n in names}),
-                "pairs": json.dumps(sorted(pairs)), "model_pairs": json.dumps(sorted(set(lm.linears.values())))}
+        path = new_cache_file(cache_dir, lm, names, text, tokens, seed, "fisher")
+        meta = {**cache_metadata(lm, names, text, tokens, seed, used, seconds),
+                "names": json.dumps({n: lm.linears[n] for n in names})}
         with atomic_path(path) as tmp:
             save_file({n: v.contiguous() for n, v in values.items()}, str(tmp), metadata=meta)
     return FisherResult(values, used, seconds, path, False)

@@ -1,5 +1,6 @@
 """The ``quick`` suite behind ``wlrbench quickstart``: small problems that every solver finishes in about a
-second, four synthetic families with a known optimum f* (so the report measures true suboptimality) and,
+second, four synthetic families with a known optimum f* (so the report measures true suboptimality), carrying
+seeded input statistics (``synthetic.with_inputs``) so the activation-aware solvers run on them too, and,
 when the SmolLM2 sample is already cached (``problems.lm.suite_is_cached``), its two smallest real matrices
 at rank ``LM_RANK`` (at the suite's own ρ = 0.5, rank 144, one second ends the iterative solvers during their
 start-up, so they would only echo their initial point).
@@ -33,4 +34,4 @@ def lm_problems() -> list:
 @suite("quick", "4 small synthetic families with known f* (60×40, rank 4), plus 2 cached SmolLM2 matrices "
                 "at rank 16 when available: the quickstart's problems")
 def quick():
-    return [synthetic.make(name, m=60, n=40, rank=4) for name in QUICK_FAMILIES] + lm_problems()
+    return [synthetic.with_inputs(synthetic.make(name, m=60, n=40, rank=4)) for name in QUICK_FAMILIES] + lm_problems()
