@@ -16,6 +16,11 @@ import pyarrow.parquet as pq
 from problems.files import atomic_path
 
 RUNS = "runs"
+# Clock trust (bench.calibration): seconds of a fixed workload just before and after the solve, its GEMM rate
+# [GFLOP/s], the 1-minute load average before and after, and the process CPU seconds of the solve.
+CALIBRATION = [("calib_before", pa.float64()), ("calib_after", pa.float64()), ("calib_gflops", pa.float64()),
+               ("load_before", pa.float64()), ("load_after", pa.float64()), ("cpu_time", pa.float64())]
+CALIBRATION_COLUMNS = tuple(name for name, _ in CALIBRATION)
 SCHEMA = pa.schema([
     ("run_id", pa.string()), ("problem", pa.string()), ("family", pa.string()),
     ("m", pa.int64()), ("n", pa.int64()), ("rank", pa.int64()), ("param_ratio", pa.float64()),
@@ -29,6 +34,7 @@ SCHEMA = pa.schema([
     ("env_python", pa.string()), ("env_torch", pa.string()), ("env_numpy", pa.string()),
     ("env_wlrbench", pa.string()), ("env_git", pa.string()), ("env_hostname", pa.string()),
     ("env_platform", pa.string()), ("env_threads", pa.int64()), ("started_at", pa.string()),
+    *CALIBRATION,  # keep last: one block
 ])
 COLUMNS = tuple(SCHEMA.names)
 
