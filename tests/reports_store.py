@@ -10,21 +10,25 @@ import pandas as pd
 ENV = {"env_python": "3.11.2", "env_torch": "2.13.0", "env_numpy": "2.0", "env_wlrbench": "0.1.0",
        "env_git": "abc1234", "env_hostname": "testhost", "env_platform": "Linux", "env_threads": 1,
        "started_at": "2026-01-01T00:00:00Z"}
+CALIBRATION = {"calib_before": 0.02, "calib_after": 0.02, "calib_gflops": 50.0, "load_before": 0.5,
+               "load_after": 0.5, "cpu_time": 0.1}
 
 
 def run_frame(problem, solver, trace, *, seed=0, wn, f_star=math.nan, stop="converged", m=20, n=10, rank=2,
-              family="", message="", device="cpu", dtype="float64"):
-    """The rows of one run: ``trace`` is a list of (iteration, time, objective)."""
+              family="", message="", device="cpu", dtype="float64", time_limit=math.nan, info=None, calib=None):
+    """The rows of one run: ``trace`` is a list of (iteration, time, objective); ``calib`` overrides
+    calibration columns."""
     run_id = f"{problem}-{solver}-{seed}-{device}-{dtype}"
     rows = []
     for k, (it, t, f) in enumerate(trace):
         rows.append({"run_id": run_id, "problem": problem, "family": family, "m": m, "n": n, "rank": rank,
                      "param_ratio": rank * (m + n) / (m * n), "solver": solver, "solver_name": solver.split("[")[0],
                      "params": "{}", "seed": seed, "device": device, "dtype": dtype, "max_iter": -1,
-                     "time_limit": math.nan, "iteration": it, "time": t, "objective": f, "rel_error": f / wn,
+                     "time_limit": time_limit, "iteration": it, "time": t, "objective": f, "rel_error": f / wn,
                      "f_star": f_star, "rel_f_star": f_star / wn, "weighted_norm": wn,
                      "final": k == len(trace) - 1, "n_iter": trace[-1][0], "stop_reason": stop,
-                     "message": message, "wall_time": trace[-1][1] + 0.1, "info": json.dumps({}), **ENV})
+                     "message": message, "wall_time": trace[-1][1] + 0.1, "info": json.dumps(info or {}), **ENV,
+                     **CALIBRATION, **(calib or {})})
     return pd.DataFrame(rows)
 
 
