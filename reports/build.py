@@ -14,7 +14,7 @@ import pandas as pd
 
 from reports import clocks, convergence, data, events, lm, profiles, tables, targets, verdict
 from reports.figures import palette, save
-from reports.html import Heading, Image, Para, Table, render_html, render_markdown
+from reports.html import Heading, Image, Para, Section, Table, render_html, render_markdown
 
 TITLE = "wlrbench comparison report"
 
@@ -26,7 +26,8 @@ def _slug(text: str, k: int) -> str:
 def _verdict_blocks(rank, times, levels, flagged_runs, n_runs) -> list:
     score = (f"Score: the shifted geometric mean over the problems of the solver seconds to reach s ≤ "
              f"{verdict.TARGET:g} (shift {verdict.SHIFT:g} s; a problem not reached counts as "
-             f"{verdict.PENALTY:g}× its time limit). Lower is better; × winner is the ratio to the winner's "
+             f"{verdict.PENALTY:g}× its time limit, as does one not run, shown —). Lower is better; × winner is "
+             "the ratio to the winner's "
              "score. Closed forms do not race: their s is listed below as a reference level. "
              "How to read it: docs/report.md.")
     if len(flagged_runs):
@@ -41,7 +42,7 @@ def _verdict_blocks(rank, times, levels, flagged_runs, n_runs) -> list:
                  f"{clocks.MARGIN:g}× of the sweep's median).")
     shown = times.copy()
     shown.columns = [f"{c} [s]" for c in shown.columns]
-    blocks = [Heading(2, "Verdict"), Para(verdict.sentence(rank)), Table(rank), Para(score), Para(clock),
+    blocks = [Para(verdict.sentence(rank)), Table(rank), Para(score), Para(clock),
               Heading(3, f"Time to s ≤ {verdict.TARGET:g} per problem [s]: the score's inputs"),
               Table(shown.rename_axis("solver").reset_index())]
     if not levels.empty:
@@ -50,7 +51,7 @@ def _verdict_blocks(rank, times, levels, flagged_runs, n_runs) -> list:
         blocks += [Heading(3, "Closed-form baselines: reference levels (relative suboptimality s)"),
                    Para("The best one (first row) is drawn in the figures as a dotted grey level."),
                    Table(ref.rename_axis("closed form").reset_index())]
-    return blocks
+    return [Heading(2, "Verdict"), Section("verdict", tuple(blocks))]
 
 
 def _instance_blocks(inst: str, rows, ref, ttt, run_rows, colours, shown, order, baseline, ev, fig_dir, k):

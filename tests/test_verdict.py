@@ -6,26 +6,7 @@ import pandas as pd
 import pytest
 
 from reports import build_report, data, targets, verdict
-from tests.reports_store import write_store
-
-# f* = 1 and Σ W A² = 101 on every problem, so s = (f − 1)/100: f = 1.001 is s = 1e-5 (target 1e-4 reached),
-# f = 1.5 is s = 5e-3 (not reached). Every run has a time limit of 2 s: a target not reached counts 4 s.
-HIT, MISS, START = 1.001, 1.5, 51.0
-KW = dict(wn=101.0, f_star=1.0, time_limit=2.0, stop="time_limit")
-RUNS = [
-    ("P1", "fast", 0, [(0, 0.1, START), (1, 0.5, HIT)], KW),
-    ("P1", "fast", 1, [(0, 0.1, START), (1, 0.7, HIT)], KW),  # median over the seeds: 0.6 s
-    ("P2", "fast", 0, [(0, 0.1, START), (1, 1.0, HIT)], KW),
-    ("P3", "fast", 0, [(0, 0.1, START), (1, 0.2, HIT)], KW),
-    ("P1", "adam_sgd", 0, [(0, 0.1, START), (1, 1.5, HIT)], KW),
-    ("P2", "adam_sgd", 0, [(0, 0.1, START), (1, 2.0, MISS)], KW),
-    ("P3", "adam_sgd", 0, [(0, 0.1, START), (1, 0.9, HIT)], KW),
-    ("P1", "never", 0, [(0, 0.1, START), (1, 2.0, MISS)], KW),
-    ("P2", "never", 0, [(0, 0.1, START), (1, 2.0, MISS)], KW),  # and never ran on P3: penalty there too
-    ("P1", "svd", 0, [(0, 0.001, 2.0)], dict(KW, stop="closed_form")),  # s = 0.01
-    ("P2", "svd", 0, [(0, 0.001, 3.0)], dict(KW, stop="closed_form")),  # s = 0.02
-    ("P3", "svd", 0, [(0, 0.001, 1.5)], dict(KW, stop="closed_form")),  # s = 0.005
-]
+from tests.reports_store import HIT, KW, MISS, START, VERDICT_RUNS as RUNS, write_store
 
 
 def _sgm(times):
