@@ -96,9 +96,10 @@ def _event_blocks(ev: pd.DataFrame) -> list:
         return []
     return [Heading(2, "Solver events"),
             Para("Iterations a solver recorded in its info (a key ending in _iteration), marked X on the curves: "
-                 "where the run changed course, its s there and at its end, against a run of another solver that "
-                 "followed the same path until then (adam_sgd follows adam until it switches). twin s / own s "
-                 "above 1: the event paid off; below 1: the twin, without it, did better."),
+                 "where the run changed course and its s there; then its best s against that of a run of another "
+                 "solver that followed the same path until then (adam_sgd follows adam until it switches), both "
+                 "taken at the last iteration the two runs reached. twin s / own s above 1: the event paid off; "
+                 "below 1: the twin, without it, did better."),
             Table(events.table(ev))]
 
 

@@ -8,12 +8,15 @@ the iterative solvers rather than their start:
 - ``LM_MATRICES``, real SmolLM2-135M weights of the last block (``LM_LAYER``) with their empirical Fisher
   on ``LM_TOKENS`` tokens of ``lee_background`` at the LM suites' parameter ratio ρ = 0.5. The last block
   keeps the Fisher's backward pass short; when that Fisher is not cached it is computed here (about a
-  minute on an idle 2-core CPU, model load included) and cached for the next call. Without the LM packages
-  the suite has only the synthetic problems, and ``lm_unavailable()`` says why.
+  minute on an idle 2-core CPU, model load included) and cached for the next call. The finished problems are
+  cached too (``<cache>/quick/``, ``problems.save`` files), so a later call loads two small files instead of
+  the model. Without the LM packages the suite has only the synthetic problems, and ``lm_unavailable()`` says
+  why.
 """
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from problems import synthetic
 from problems.suites import suite
@@ -42,12 +45,22 @@ def lm_unavailable() -> str | None:
     return lm.suite_unavailable(LM_SUITE)
 
 
+def _cached_files(cache_dir) -> list[Path]:
+    from problems import lm
+
+    key = f"{lm.builtin_source(LM_MODEL)}-{lm.FISHER_TEXT}-t{LM_TOKENS}-s0".replace("==", "-")
+    return [Path(cache_dir) / "quick" / key / f"{LM_MODEL}.{LM_LAYER}.{m}.safetensors" for m in LM_MATRICES]
+
+
 def lm_problems(cache_dir=None, progress: bool = True) -> list:
     """The SmolLM2 matrices (see the module docstring); their Fisher is computed and cached if needed.
     Names carry the Fisher's token count (``smollm2.29.k-t2048``): the ``smollm2-*`` suites use more."""
-    from problems import lm
+    from problems import io, lm
 
     cache_dir = cache_dir or lm.default_cache_dir()
+    files = _cached_files(cache_dir)
+    if all(f.is_file() for f in files):
+        return [io.load(f) for f in files]
     model = lm.load_model(LM_MODEL, cache_dir)
     names = model.select(LM_LAYER, ",".join(LM_MATRICES))
     fisher = lm.fisher(model, names, text=lm.FISHER_TEXT, tokens=LM_TOKENS, seed=0, cache_dir=cache_dir,
@@ -55,7 +68,10 @@ def lm_problems(cache_dir=None, progress: bool = True) -> list:
     problems = lm.lm_problems(model, names, fisher, text=lm.FISHER_TEXT, seed=0)
     order = {module: k for k, module in enumerate(LM_MATRICES)}
     problems.sort(key=lambda p: order[p.meta["module"]])
-    return [dataclasses.replace(p, name=f"{p.name}-t{LM_TOKENS}") for p in problems]
+    problems = [dataclasses.replace(p, name=f"{p.name}-t{LM_TOKENS}") for p in problems]
+    for problem, path in zip(problems, files):
+        io.save(problem, path)
+    return problems
 
 
 def build(progress: bool = True) -> list:
