@@ -6,7 +6,8 @@
 # ARGS passes options through, e.g. `make quickstart ARGS="--out /tmp/r"`, `make test ARGS="-m 'not slow'"`.
 PYTHON ?= python
 PIP := $(PYTHON) -m pip install --quiet --disable-pip-version-check
-STAMP := $(shell $(PYTHON) -c "import sys; print(sys.prefix)")/.wlrbench-installed-$(shell echo "$(CURDIR)" | cksum | cut -d" " -f1)
+PREFIX := $(shell $(PYTHON) -c "import sys; print(sys.prefix)")
+STAMP := $(PREFIX)/.wlrbench-installed-$(shell echo "$(CURDIR)" | cksum | cut -d" " -f1)
 export HF_HUB_OFFLINE := 1
 
 .PHONY: quickstart test install install-test

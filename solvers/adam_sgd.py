@@ -3,8 +3,8 @@ the Fisher-weighted objective, with the switch chosen automatically (SWATS, Kesk
 
 Adam phase (``solvers.adam``): after each Adam displacement p = (ΔU, ΔV) at gradient g, the SGD rate whose step
 −γ g projects onto p is estimated,
-    γ_k = pᵀp / (−pᵀg),    λ_k = β₂ λ_{k−1} + (1 − β₂) γ_k,    Λ_k = λ_k / (1 − β₂ʲ)  (bias-corrected, j estimates);
-only descent steps (pᵀg < 0) give an estimate.
+    γ_k = pᵀp / (−pᵀg),    λ_k = β₂ λ_{k−1} + (1 − β₂) γ_k,    Λ_k = λ_k / (1 − β₂ʲ)
+(bias-corrected after j estimates; only descent steps, pᵀg < 0, give an estimate).
 Switch:
 - automatic (default): at the first iteration k ≥ 1/(1 − β₁) (the first moment's horizon, so p is a
   momentum-averaged step) with |Λ_k − γ_k| < ``switch_tol`` · Λ_k, SWATS' test with a relative tolerance;

@@ -58,7 +58,8 @@ def _store(tmp_path, calibs):
 def test_flags_follow_the_documented_margin_and_cpu_share(tmp_path):
     base = dict(calib_before=0.02, calib_after=0.02)  # and cpu_time = wall_time = 0.6: share 1
     run_rows = _store(tmp_path, [base, base, base, dict(base, calib_after=0.029),  # 1.45×: within the margin
-                                 dict(base, calib_after=0.031), dict(base, calib_before=0.013, calib_after=0.013),  # 1.55×, 1/1.54
+                                 dict(base, calib_after=0.031),  # 1.55×
+                                 dict(base, calib_before=0.013, calib_after=0.013),  # 1/1.54
                                  dict(base, cpu_time=0.2)])  # a third of a core
     table = clocks.calibration_table(run_rows).set_index("instance")
     assert table.loc["P4", "ratio"] == pytest.approx(1.55)
