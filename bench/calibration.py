@@ -5,8 +5,9 @@ the same core), and nothing in the trace shows it. So the worker that runs a sol
 
 - ``warm_up``: before its first timed run on a (device, dtype, threads) it runs a GEMM, an SVD, a symmetric
   eigensolver, a Cholesky and a QR factorisation once (thread pools started, libraries loaded, CUDA context
-  made), and before the first run of each solver configuration the solver itself on a tiny problem (its
-  imports and first-call costs), so that none of this is charged to the first timed run;
+  made; for the CPU this already happened when the worker started), and before the first run of each solver
+  configuration the solver itself, two iterations on a tiny problem (its imports and first-call costs), so
+  that none of this is charged to the first timed run;
 - ``Calibration``: just before and just after the solve it times a fixed small workload, ``WORKLOAD`` — 8
   products of 256×256 matrices (2.7e8 flops) and 2 thin SVDs of a 160×120 matrix, about 20 ms on one idle
   core, longer than a scheduler time slice so that sharing a core shows up — in the run's dtype, device and
@@ -27,13 +28,11 @@ import time
 
 import torch
 
-from bench.results import CALIBRATION_COLUMNS as COLUMNS
+from bench.results import CALIBRATION_COLUMNS as COLUMNS, CALIBRATION_WORKLOAD
 from solvers.device import synchronize
 
-GEMM_N, GEMM_REPEATS = 256, 8  # the workload: GEMM_REPEATS products of GEMM_N × GEMM_N matrices ...
-SVD_SHAPE, SVD_REPEATS = (160, 120), 2  # ... then SVD_REPEATS thin SVDs of a SVD_SHAPE matrix
-WORKLOAD = (f"{GEMM_REPEATS}× {GEMM_N}³ GEMM + {SVD_REPEATS}× thin SVD of "
-            f"{SVD_SHAPE[0]}×{SVD_SHAPE[1]}")
+GEMM_N, GEMM_REPEATS, SVD_SHAPE, SVD_REPEATS = (CALIBRATION_WORKLOAD[k] for k in
+                                                ("GEMM_N", "GEMM_REPEATS", "SVD_SHAPE", "SVD_REPEATS"))
 GEMM_FLOPS = GEMM_REPEATS * 2.0 * GEMM_N ** 3
 
 
@@ -67,9 +66,15 @@ def _load() -> float:
         return math.nan
 
 
+def warm_device(device: str, dtype: str) -> None:
+    """One call of each kernel family the solvers use on ``device`` in ``dtype`` at the current thread count,
+    so that no timed run pays for their first call (once per combination and process). A worker calls it for
+    the CPU in both dtypes before it reports ready, outside any run's wall-clock limit."""
+    _warm_device(device, dtype, torch.get_num_threads())
+
+
 @functools.lru_cache(maxsize=None)
 def _warm_device(device: str, dtype: str, threads: int) -> None:
-    """One call of each kernel family the solvers use, so that no timed run pays for their first call."""
     A, B, S = _operands(device, dtype)
     spd = A @ A.T + GEMM_N * torch.eye(GEMM_N, dtype=A.dtype, device=A.device)
     A @ B
@@ -90,7 +95,7 @@ def warm_up(solver, device: str, dtype: str) -> None:
     from problems import synthetic
 
     try:
-        _warm_device(device, dtype, torch.get_num_threads())
+        warm_device(device, dtype)
     except Exception:  # noqa: BLE001 - e.g. an unavailable device: the solve reports it
         return
     key = (solver.label, device, dtype)

@@ -21,6 +21,9 @@ RUNS = "runs"
 CALIBRATION = [("calib_before", pa.float64()), ("calib_after", pa.float64()), ("calib_gflops", pa.float64()),
                ("load_before", pa.float64()), ("load_after", pa.float64()), ("cpu_time", pa.float64())]
 CALIBRATION_COLUMNS = tuple(name for name, _ in CALIBRATION)
+# The fixed workload behind calib_before/calib_after: GEMM_REPEATS products of GEMM_N×GEMM_N matrices, then
+# SVD_REPEATS thin SVDs of an SVD_SHAPE matrix, in the run's dtype, device and thread count.
+CALIBRATION_WORKLOAD = {"GEMM_N": 256, "GEMM_REPEATS": 8, "SVD_SHAPE": (160, 120), "SVD_REPEATS": 2}
 SCHEMA = pa.schema([
     ("run_id", pa.string()), ("problem", pa.string()), ("family", pa.string()),
     ("m", pa.int64()), ("n", pa.int64()), ("rank", pa.int64()), ("param_ratio", pa.float64()),

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.results import CALIBRATION_WORKLOAD
 from reports import clocks, convergence, data, events, lm, profiles, tables, targets, verdict
 from reports.figures import palette, save
 from reports.html import Heading, Image, Para, Section, Table, render_html, render_markdown
@@ -104,9 +105,12 @@ def _event_blocks(ev: pd.DataFrame) -> list:
 
 
 def _clock_blocks(run_rows: pd.DataFrame, flagged_runs: pd.DataFrame) -> list:
+    w = CALIBRATION_WORKLOAD
+    workload = (f"{w['GEMM_REPEATS']} GEMMs of {w['GEMM_N']}×{w['GEMM_N']} and {w['SVD_REPEATS']} SVDs of "
+                f"{w['SVD_SHAPE'][0]}×{w['SVD_SHAPE'][1]}")
     blocks = [Heading(2, "Clocks"),
-              Para("Before and after each solve the worker timed a fixed workload (8 GEMMs of 256×256 and 2 SVDs "
-                   "of 160×120 in the run's dtype and thread count). A run whose calibration is off its group's "
+              Para(f"Before and after each solve the worker timed a fixed workload ({workload} in the run's dtype "
+                   "and thread count). A run whose calibration is off its group's "
                    f"median by more than {clocks.MARGIN:g}×, or whose cpu share (process CPU seconds per wall "
                    f"second of the solve) is below {clocks.MIN_CPU_SHARE:g}, was measured under contention. The "
                    "data profiles' work unit comes from the recorded GEMM rate."),
