@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench.results import CALIBRATION_WORKLOAD
 from reports import clocks, convergence, data, events, lm, profiles, tables, targets, verdict
-from reports.figures import palette, save
+from reports.figures import BASELINE_STYLE, palette, save
 from reports.html import Heading, Image, Para, Section, Table, render_html, render_markdown
 
 TITLE = "wlrbench comparison report"
@@ -138,6 +138,8 @@ def build_report(results_dir, out_dir) -> Path:
     shown = iterative + ([baseline] if baseline else [])
     extra = sorted(set(comp["solver"]) - set(order)) if comp is not None else []
     colours = palette(order + extra)
+    if baseline:
+        colours[baseline] = BASELINE_STYLE  # the reference level looks the same in every figure
     best_subopt = run_rows.groupby(["instance", "config"])["best_subopt"].median()
     n_problems = len(refs)
     flagged_runs = clocks.flagged(run_rows)

@@ -134,7 +134,7 @@ def profiles_figure(perf: dict, data: dict, colours: dict, n_problems: int):
             axes[1, k].set_xlim(max(float(prof.index.min()) / 2, 1e-3), xmax)
             tidy_log(axes[1, k], "x")
         axes[1, k].set_title(f"data profile, s ≤ {tau:g}", fontsize=10)
-        axes[1, k].set_xlabel("κ: budget in m×n×r products (2mnr flops at the recorded GEMM rate)")
+        axes[1, k].set_xlabel("κ: budget in m×n×r products")
     axes[0, 0].set_ylabel(f"fraction of the {n_problems} problems")
     axes[1, 0].set_ylabel("fraction of problems solved")
     handles, labels = axes[0, 0].get_legend_handles_labels()
