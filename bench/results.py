@@ -25,6 +25,14 @@ import pyarrow.parquet as pq
 from problems.files import atomic_path
 
 RUNS = "runs"
+# Clock trust (bench.calibration): seconds of a fixed workload just before and after the solve, its GEMM rate
+# [GFLOP/s], the 1-minute load average before and after, and the process CPU seconds of the solve.
+CALIBRATION = [("calib_before", pa.float64()), ("calib_after", pa.float64()), ("calib_gflops", pa.float64()),
+               ("load_before", pa.float64()), ("load_after", pa.float64()), ("cpu_time", pa.float64())]
+CALIBRATION_COLUMNS = tuple(name for name, _ in CALIBRATION)
+# The fixed workload behind calib_before/calib_after: GEMM_REPEATS products of GEMM_N×GEMM_N matrices, then
+# SVD_REPEATS thin SVDs of an SVD_SHAPE matrix, in the run's dtype, device and thread count.
+CALIBRATION_WORKLOAD = {"GEMM_N": 256, "GEMM_REPEATS": 8, "SVD_SHAPE": (160, 120), "SVD_REPEATS": 2}
 SCHEMA = pa.schema([
     ("run_id", pa.string()), ("problem", pa.string()), ("family", pa.string()),
     ("m", pa.int64()), ("n", pa.int64()), ("rank", pa.int64()), ("param_ratio", pa.float64()),
@@ -42,6 +50,7 @@ SCHEMA = pa.schema([
     # Activation-aware baselines: ‖(A − U Vᵀ)X‖²/‖A X‖² of the run's returned factors (repeated on each of its
     # rows), for problems carrying input statistics (problems.inputs); NaN otherwise.
     ("activation_error", pa.float64()),
+    *CALIBRATION,  # keep last: one block
 ])
 COLUMNS = tuple(SCHEMA.names)
 

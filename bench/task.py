@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 import solvers
+from bench import calibration
 from bench.environment import environment
 
 _DEFAULT_THREADS = torch.get_num_threads()
@@ -75,11 +76,13 @@ def _columns(run: dict, points: list[dict], env: dict) -> dict:
 
 
 def failure_rows(task: Task, stop_reason: str, message: str, wall_time: float, started_at: str | None = None,
-                 n_iter: int = 0) -> dict:
-    """The single row of a run without a result: iteration 0, objective NaN, final."""
+                 n_iter: int = 0, clocks: dict | None = None) -> dict:
+    """The single row of a run without a result: iteration 0, objective NaN, final. ``clocks``: the
+    calibration columns measured before it failed (default: none, NaN)."""
     point = {"iteration": 0, "time": math.nan, "objective": math.nan, "rel_error": math.nan, "final": True,
              "n_iter": n_iter, "stop_reason": stop_reason, "message": message, "wall_time": wall_time,
-             "info": "{}", "started_at": started_at or utc_now(), "activation_error": math.nan}
+             "info": "{}", "started_at": started_at or utc_now(), "activation_error": math.nan,
+             **(clocks or calibration.empty_columns())}
     return _columns(describe(task), [point], environment())
 
 
@@ -94,18 +97,26 @@ def final_trace(result) -> list:
 
 
 def execute(task: Task) -> dict:
-    """Run ``task`` in this process; the results rows as columns (``bench.results.SCHEMA``). Never raises."""
+    """Run ``task`` in this process; the results rows as columns (``bench.results.SCHEMA``). Never raises.
+    The solve is preceded by a warm-up and framed by a calibration (``bench.calibration``); ``wall_time`` is
+    the solve's own wall seconds."""
     started_at, t0 = utc_now(), time.perf_counter()
+    clocks = calibration.Calibration(task.device, task.dtype)
     try:
         for module in task.plugins:
             importlib.import_module(module)
         torch.set_num_threads(task.threads or _DEFAULT_THREADS)
-        result = solvers.get(task.solver_name, **task.params).solve(
-            task.problem, max_iter=task.max_iter, time_limit=task.time_limit, seed=task.seed,
-            device=task.device, dtype=task.dtype)
+        solver = solvers.get(task.solver_name, **task.params)
+        calibration.warm_up(solver, task.device, task.dtype)
+        clocks.start()
+        t0 = time.perf_counter()
+        result = solver.solve(task.problem, max_iter=task.max_iter, time_limit=task.time_limit, seed=task.seed,
+                              device=task.device, dtype=task.dtype)
+        wall_time = time.perf_counter() - t0
+        clocks.stop()
     except Exception as exc:  # a solver bug must not end the sweep: record it
-        return failure_rows(task, "error", f"{type(exc).__name__}: {exc}", time.perf_counter() - t0, started_at)
-    wall_time = time.perf_counter() - t0
+        return failure_rows(task, "error", f"{type(exc).__name__}: {exc}", time.perf_counter() - t0, started_at,
+                            clocks=clocks.columns())
     stop, message = result.stop_reason, str(result.info.get("message", ""))
     if not math.isfinite(result.objective):
         stop, message = "diverged", message or f"the returned factors give objective {result.objective}"
@@ -116,5 +127,6 @@ def execute(task: Task) -> dict:
     points = [{"iteration": int(pt.iteration), "time": float(pt.seconds), "objective": float(pt.objective),
                "rel_error": float(pt.objective) / norm, "final": i == len(trace) - 1, "n_iter": result.n_iter,
                "stop_reason": stop, "message": message, "wall_time": wall_time, "info": info,
-               "started_at": started_at, "activation_error": act} for i, pt in enumerate(trace)]
+               "started_at": started_at, "activation_error": act,
+               **clocks.columns()} for i, pt in enumerate(trace)]
     return _columns(describe(task), points, environment())

@@ -1,18 +1,21 @@
 """``build_report(results_dir, out_dir)``: read a results store and write index.html, summary.md and the
-figures (PNG) into ``out_dir``. The sections, in order: overview and ranking, profiles and win rates, one
-section per problem instance (curves, time to target, final table), whole-model results when present, the
-problems and the environment."""
+figures (PNG) into ``out_dir``. The sections, in order: the verdict (ranking by one score, the winner and its
+margins, closed forms as reference levels, contention), the overview, profiles and win rates, solver events
+(e.g. adam_sgd's switch), one section per problem instance (curves, time to target, final table), whole-model
+results when present, clocks, the problems and the environment. Solvers appear in the verdict's order
+everywhere; figures show the iterative solvers and the best closed form, tables every solver."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from reports import convergence, data, lm, profiles, tables, targets
-from reports.cost import product_seconds
-from reports.figures import palette, save
-from reports.html import Heading, Image, Para, Table, render_html, render_markdown
+from bench.results import CALIBRATION_WORKLOAD
+from reports import clocks, convergence, data, events, lm, profiles, tables, targets, verdict
+from reports.figures import BASELINE_STYLE, palette, save
+from reports.html import Heading, Image, Para, Section, Table, render_html, render_markdown
 
 TITLE = "wlrbench comparison report"
 
@@ -21,44 +24,53 @@ def _slug(text: str, k: int) -> str:
     return f"{k:02d}-" + re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:60]
 
 
-def _units(run_rows: pd.DataFrame) -> pd.DataFrame:
-    """instance × config: seconds of one dense m×n×r product on the runs' device, dtype and thread count."""
-    first = run_rows.groupby(["instance", "config"]).first()
-    values = [product_seconds(int(r.m), int(r.n), int(r.rank), str(r.device), str(r.dtype),
-                              int(r.env_threads) if "env_threads" in first and pd.notna(r.env_threads) else 0)
-              for r in first.itertuples()]
-    return pd.Series(values, index=first.index).unstack("config")
+def _verdict_blocks(rank, times, levels, flagged_runs, n_runs) -> list:
+    score = (f"Score: the shifted geometric mean over the problems of the solver seconds to reach s ≤ "
+             f"{verdict.TARGET:g} (shift {verdict.SHIFT:g} s; a problem not reached counts as "
+             f"{verdict.PENALTY:g}× its time limit, as does one not run, shown —). Lower is better; × winner is "
+             "the ratio to the winner's "
+             "score. Closed forms do not race: their s is listed below as a reference level. "
+             "How to read it: docs/report.md.")
+    if len(flagged_runs):
+        worst = flagged_runs.iloc[0]
+        clock = (f"Clocks: {len(flagged_runs)} of {n_runs} runs were measured under contention (their "
+                 f"calibration was off the sweep's median by more than {clocks.MARGIN:g}×, or they had less than "
+                 f"{clocks.MIN_CPU_SHARE:g} s of CPU per second; worst: {worst['config']} on {worst['instance']}, "
+                 f"calibration {worst['ratio']:.2g}× the median, CPU share {worst['cpu share']:.2g}): their times "
+                 "are not trustworthy; see Clocks.")
+    else:
+        clock = (f"Clocks: none of the {n_runs} runs was measured under contention (every calibration within "
+                 f"{clocks.MARGIN:g}× of the sweep's median).")
+    shown = times.copy()
+    shown.columns = [f"{c} [s]" for c in shown.columns]
+    blocks = [Para(verdict.sentence(rank)), Table(rank), Para(score), Para(clock),
+              Heading(3, f"Time to s ≤ {verdict.TARGET:g} per problem [s]: the score's inputs"),
+              Table(shown.rename_axis("solver").reset_index())]
+    if not levels.empty:
+        ref = levels.copy()
+        ref.columns = [f"s on {c}" for c in ref.columns]
+        blocks += [Heading(3, "Closed-form baselines: reference levels (relative suboptimality s)"),
+                   Para("The best one (first row) is drawn in the figures as a dotted grey level."),
+                   Table(ref.rename_axis("closed form").reset_index())]
+    return [Heading(2, "Verdict"), Section("verdict", tuple(blocks))]
 
 
-def _ranking(perf: dict, wins: pd.DataFrame, shared: pd.DataFrame, n_problems: int) -> pd.DataFrame:
-    """Per configuration: problems solved (ρ(∞)) and fastest on (ρ(1)) per target, and total wins."""
-    t = pd.DataFrame(index=wins.index)
-    for tau in sorted(perf, reverse=True):
-        prof = perf[tau]
-        t[f"solved s≤{tau:g}"] = (prof.iloc[-1] * n_problems).round().astype(int)
-        t[f"fastest s≤{tau:g}"] = (prof.loc[1.0] * n_problems).round().astype(int)
-    t["pairwise wins"] = wins.sum(axis=1)
-    t["pairwise comparisons"] = shared.sum(axis=1)
-    tightest = min(perf)
-    ordered = t.sort_values([f"solved s≤{tightest:g}", f"fastest s≤{tightest:g}", "pairwise wins"],
-                            ascending=False)
-    return ordered.reset_index().rename(columns={"index": "solver"})
-
-
-def _instance_blocks(inst: str, rows, ref, ttt, run_rows, colours, fig_dir: Path, k: int) -> list:
+def _instance_blocks(inst: str, rows, ref, ttt, run_rows, colours, shown, order, baseline, ev, fig_dir, k):
     name = _slug(inst, k)
-    conv = save(convergence.figure(rows, ref, colours, inst), fig_dir / f"{name}-convergence.png")
-    bars = save(targets.figure(ttt, inst), fig_dir / f"{name}-targets.png")
+    conv = save(convergence.figure(rows, ref, colours, inst, shown, baseline, ev),
+                fig_dir / f"{name}-convergence.png")
+    bars = save(targets.figure(ttt, inst, shown), fig_dir / f"{name}-targets.png")
     kind = {"f*": "the known optimum f*", "best found": "the best objective any run reached (f* unknown)"}.get(
         ref["f_ref_kind"], "undefined: no run reached a finite objective")
     ttt_table = ttt.pivot(index="config", columns="target", values="time").sort_index(axis=1, ascending=False)
+    ttt_table = ttt_table.reindex([c for c in order if c in ttt_table.index])
     ttt_table.columns = [f"time to s≤{c:g} [s]" for c in ttt_table.columns]
     return [Heading(2, inst),
             Para(f"{int(ref['m'])}×{int(ref['n'])}, rank {int(ref['rank'])}; f_ref = {ref['f_ref']:.6g} is {kind}."),
             Image(f"figures/{conv.name}", f"convergence on {inst}"),
             Heading(3, "Time to target"), Image(f"figures/{bars.name}", f"time to target on {inst}"),
             Table(ttt_table.reset_index().rename(columns={"config": "solver"})),
-            Heading(3, "Final results (median over runs)"), Table(tables.final_table(run_rows))]
+            Heading(3, "Final results (median over runs)"), Table(tables.final_table(run_rows, order))]
 
 
 def _lm_blocks(results_dir: Path, comp, colours, fig_dir: Path) -> list:
@@ -85,6 +97,37 @@ def _lm_blocks(results_dir: Path, comp, colours, fig_dir: Path) -> list:
     return blocks
 
 
+def _event_blocks(ev: pd.DataFrame) -> list:
+    if ev.empty:
+        return []
+    return [Heading(2, "Solver events"),
+            Para("Iterations a solver recorded in its info (a key ending in _iteration), marked X on the curves: "
+                 "where the run changed course and its s there; then its best s against that of a run of another "
+                 "solver that followed the same path until then (adam_sgd follows adam until it switches), both "
+                 "taken at the last iteration the two runs reached. twin s / own s above 1: the event paid off; "
+                 "below 1: the twin, without it, did better."),
+            Table(events.table(ev))]
+
+
+def _clock_blocks(run_rows: pd.DataFrame, flagged_runs: pd.DataFrame) -> list:
+    w = CALIBRATION_WORKLOAD
+    workload = (f"{w['GEMM_REPEATS']} GEMMs of {w['GEMM_N']}×{w['GEMM_N']} and {w['SVD_REPEATS']} SVDs of "
+                f"{w['SVD_SHAPE'][0]}×{w['SVD_SHAPE'][1]}")
+    blocks = [Heading(2, "Clocks"),
+              Para(f"Before and after each solve the worker timed a fixed workload ({workload} in the run's dtype "
+                   "and thread count). A run whose calibration is off its group's "
+                   f"median by more than {clocks.MARGIN:g}×, or whose cpu share (process CPU seconds per wall "
+                   f"second of the solve) is below {clocks.MIN_CPU_SHARE:g}, was measured under contention. The "
+                   "data profiles' work unit comes from the recorded GEMM rate."),
+              Table(clocks.summary_table(run_rows))]
+    if len(flagged_runs):
+        cols = ["instance", "config", "seed", "calib", "median", "ratio", "load_before", "load_after", "cpu share"]
+        blocks += [Heading(3, "Runs measured under contention"),
+                   Table(flagged_runs[cols].rename(columns={"config": "solver", "calib": "calibration [s]",
+                                                            "median": "group median [s]"}))]
+    return blocks
+
+
 def build_report(results_dir, out_dir) -> Path:
     """Write the report for the store at ``results_dir`` into ``out_dir``; return the path of index.html."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
@@ -94,43 +137,62 @@ def build_report(results_dir, out_dir) -> Path:
     run_rows = data.runs(rows)
     fig_dir = out_dir / "figures"
     comp = lm.compression(results_dir)
-    colours = palette(set(rows["config"]) | (set(comp["solver"]) if comp is not None else set()))
     ttt = targets.time_to_target(rows)
+    rank = verdict.ranking(ttt, run_rows)
+    order = verdict.order(run_rows, rank)
+    baseline = verdict.best_baseline(run_rows)
+    iterative = [c for c in order if c not in verdict.closed_forms(run_rows)]
+    shown = iterative + ([baseline] if baseline else [])
+    extra = sorted(set(comp["solver"]) - set(order)) if comp is not None else []
+    colours = palette(order + extra)
+    if baseline:
+        colours[baseline] = BASELINE_STYLE  # the reference level looks the same in every figure
     best_subopt = run_rows.groupby(["instance", "config"])["best_subopt"].median()
     n_problems = len(refs)
+    flagged_runs = clocks.flagged(run_rows)
+    ev = events.events(rows)
 
     perf, dprof = {}, {}
-    units = _units(run_rows)
+    units = clocks.work_units(run_rows)
     for tau in data.TARGETS:
         times = ttt[ttt["target"] == tau].pivot(index="instance", columns="config", values="time")
+        times = times.reindex(columns=[c for c in shown if c in times.columns])
         perf[tau] = profiles.performance_profile(times)
         dprof[tau] = profiles.data_profile(times, units.reindex_like(times))
-    wins, shared = profiles.win_matrix(ttt, best_subopt)
+    wins, shared = profiles.win_matrix(ttt[ttt["config"].isin(shown)], best_subopt)
+    in_order = [c for c in shown if c in wins.index]
+    wins, shared = wins.loc[in_order, in_order], shared.loc[in_order, in_order]
     prof_png = save(profiles.profiles_figure(perf, dprof, colours, n_problems), fig_dir / "profiles.png")
     win_png = save(profiles.win_figure(wins, shared), fig_dir / "win_rate.png")
 
-    blocks = [Heading(2, "Overview"),
-              Para(f"{run_rows['run_id'].nunique()} runs of {rows['config'].nunique()} solver configurations on "
-                   f"{n_problems} problem instances, from `{results_dir}`. Relative suboptimality "
-                   "s = (f − f_ref)/(ΣWA² − f_ref): 1 for the zero matrix, 0 at the reference f_ref, which is "
-                   "the known optimum f* when there is one, else the best objective any run reached. "
-                   "Targets: s ≤ " + ", ".join(f"{t:g}" for t in data.TARGETS) + "."),
-              Table(_ranking(perf, wins, shared, n_problems)),
-              Heading(2, "Profiles over all problems"),
-              Para("Top: Dolan–Moré performance profiles, the fraction of problems on which a solver reaches the "
-                   "target within α times the fastest solver's time. Bottom: Moré–Wild data profiles, the "
-                   "fraction of problems solved within a budget of κ dense m×n×r products (one such product "
-                   "timed on this machine with the runs' device, dtype and threads)."),
-              Image(f"figures/{prof_png.name}", "performance and data profiles"),
-              Heading(2, "Win rates"),
-              Para("Solver i beats j on a problem when it reaches more of the targets, or the same number "
-                   "faster (the tightest one reached), or, reaching none, ends at a lower suboptimality."),
-              Image(f"figures/{win_png.name}", "win-rate matrix")]
+    at = ttt[np.isclose(ttt["target"], verdict.TARGET)]
+    times = at.pivot(index="config", columns="instance", values="time").reindex(index=iterative)
+    blocks = _verdict_blocks(rank, times, verdict.reference_levels(run_rows), flagged_runs, len(run_rows))
+    blocks += [Heading(2, "Overview"),
+               Para(f"{run_rows['run_id'].nunique()} runs of {rows['config'].nunique()} solver configurations on "
+                    f"{n_problems} problem instances, from `{results_dir}`. Relative suboptimality "
+                    "s = (f − f_ref)/(ΣWA² − f_ref): 1 for the zero matrix, 0 at the reference f_ref, which is "
+                    "the known optimum f* when there is one, else the best objective any run reached. "
+                    "Targets: s ≤ " + ", ".join(f"{t:g}" for t in data.TARGETS) + ". Figures show the iterative "
+                    "solvers and the best closed form" + (f" ({baseline})" if baseline else "") + "; tables show "
+                    "every solver, in the verdict's order."),
+               Heading(2, "Profiles over all problems"),
+               Para("Top: Dolan–Moré performance profiles, the fraction of problems on which a solver reaches the "
+                    "target within α times the fastest solver's time. Bottom: Moré–Wild data profiles, the "
+                    "fraction of problems solved within a budget of κ dense m×n×r products (2mnr flops at the "
+                    "GEMM rate the runs' calibrations recorded)."),
+               Image(f"figures/{prof_png.name}", "performance and data profiles"),
+               Heading(2, "Win rates"),
+               Para("Solver i beats j on a problem when it reaches more of the targets, or the same number "
+                    "faster (the tightest one reached), or, reaching none, ends at a lower suboptimality."),
+               Image(f"figures/{win_png.name}", "win-rate matrix")]
+    blocks += _event_blocks(ev)
     for k, inst in enumerate(refs.index):
         blocks += _instance_blocks(inst, rows[rows["instance"] == inst], refs.loc[inst],
                                    ttt[ttt["instance"] == inst], run_rows[run_rows["instance"] == inst],
-                                   colours, fig_dir, k)
+                                   colours, shown, order, baseline, ev[ev["instance"] == inst], fig_dir, k)
     blocks += _lm_blocks(results_dir, comp, colours, fig_dir)
+    blocks += _clock_blocks(run_rows, flagged_runs)
     blocks += [Heading(2, "Problems"), Table(tables.problems_table(refs, run_rows)),
                Heading(2, "Environment"), Table(tables.environment_table(run_rows))]
 

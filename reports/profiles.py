@@ -7,7 +7,8 @@ solver set and the same problems).
 - Dolan & Moré (2002) performance profile: r_ps = t_ps / min_s t_ps and ρ_s(α) = |{p : r_ps ≤ α}| / |P|.
   ρ_s(1) is the fraction of problems where s is fastest, ρ_s(∞) the fraction it solves at all.
 - Moré & Wild (2009) data profile: d_s(κ) = |{p : t_ps / u_p ≤ κ}| / |P| with u_p the problem's work unit
-  (``reports.cost``: one dense m×n×r product), the fraction of problems solved within a budget of κ units.
+  (``reports.clocks``: one dense m×n×r product at the GEMM rate the runs' calibrations recorded), the fraction
+  of problems solved within a budget of κ units.
 - Win-rate matrix: wins[i, j] = the number of problems, run by both, on which i beats j (see ``beats``).
 """
 from __future__ import annotations
@@ -133,7 +134,7 @@ def profiles_figure(perf: dict, data: dict, colours: dict, n_problems: int):
             axes[1, k].set_xlim(max(float(prof.index.min()) / 2, 1e-3), xmax)
             tidy_log(axes[1, k], "x")
         axes[1, k].set_title(f"data profile, s ≤ {tau:g}", fontsize=10)
-        axes[1, k].set_xlabel("κ: budget in dense m×n×r products")
+        axes[1, k].set_xlabel("κ: budget in m×n×r products")
     axes[0, 0].set_ylabel(f"fraction of the {n_problems} problems")
     axes[1, 0].set_ylabel("fraction of problems solved")
     handles, labels = axes[0, 0].get_legend_handles_labels()

@@ -2,6 +2,7 @@
 plus a dependency-free Markdown renderer for summary.md."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -27,14 +28,25 @@ def _nanmedian(values) -> float:
     return float(np.nanmedian(x)) if np.isfinite(x).any() else np.nan
 
 
-def final_table(run_rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per configuration of one instance (``run_rows`` from ``reports.data.runs``): medians over its
-    runs of the best objective, relative error and gap to f_ref, final solver time and iterations; stop
-    reasons with counts; the first non-empty message; and, for problems carrying input statistics, the median
-    activation error ‖(A − U Vᵀ)X‖²/‖AX‖² of the returned factors. Sorted by gap, then time."""
+def info_text(info: str) -> str:
+    """A run's ``info`` JSON as short ``key=value`` pairs (the message is shown on its own)."""
+    try:
+        data = json.loads(info or "{}")
+    except ValueError:
+        return _shorten(str(info))
+    return _shorten(", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in data.items()
+                              if k != "message"))
+
+
+def final_table(run_rows: pd.DataFrame, order: list) -> pd.DataFrame:
+    """One row per configuration of one instance (``run_rows`` from ``reports.data.runs``) in ``order``:
+    medians over its runs of the best objective, relative error and gap to f_ref, final solver time and
+    iterations; stop reasons with counts; the runs' distinct ``info``; the first non-empty message; and, for
+    problems carrying input statistics, the median activation error ‖(A − U Vᵀ)X‖²/‖AX‖² of the returned
+    factors."""
     with_inputs = "activation_error" in run_rows and np.isfinite(run_rows["activation_error"].to_numpy(float)).any()
     rows = []
-    for config, g in run_rows.groupby("config"):
+    for config, g in sorted(run_rows.groupby("config"), key=lambda item: order.index(item[0])):
         wn = g["weighted_norm"].to_numpy(float)
         messages = [m for m in g["message"].astype(str) if m]
         rows.append({"solver": config, "runs": len(g),
@@ -43,12 +55,11 @@ def final_table(run_rows: pd.DataFrame) -> pd.DataFrame:
                      "gap to f_ref": g["best_subopt"].median(),
                      "time [s]": g["time"].median(), "iterations": g["n_iter"].median(),
                      "stop reason": _stop_counts(g["stop_reason"]),
+                     "info": "; ".join(dict.fromkeys(t for t in map(info_text, g["info"].astype(str)) if t)),
                      "message": _shorten(messages[0]) if messages else ""})
         if with_inputs:
             rows[-1]["activation error"] = _nanmedian(g["activation_error"])
-    table = pd.DataFrame(rows)
-    return table.sort_values(["gap to f_ref", "time [s]"], na_position="last", kind="stable").reset_index(
-        drop=True)
+    return pd.DataFrame(rows)
 
 
 def problems_table(refs: pd.DataFrame, run_rows: pd.DataFrame) -> pd.DataFrame:

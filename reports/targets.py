@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reports.data import TARGETS
 from matplotlib.patches import Patch
 
-from reports.figures import log_scale, new_figure, tidy_log
+from reports.data import TARGETS
+from reports.figures import OKABE_ITO, log_scale, new_figure, tidy_log
 
 
 def run_times(rows: pd.DataFrame, targets=TARGETS) -> pd.DataFrame:
@@ -34,9 +34,11 @@ def time_to_target(rows: pd.DataFrame, targets=TARGETS) -> pd.DataFrame:
         runs=("time", "size")).reset_index()
 
 
-def figure(ttt: pd.DataFrame, title: str):
-    """Horizontal bars per configuration, one per target; a hatched grey bar to the edge means not reached."""
-    configs = sorted(ttt["config"].unique())
+def figure(ttt: pd.DataFrame, title: str, shown: list):
+    """Horizontal bars per configuration of ``shown`` (in that order), one per target; a hatched grey bar to
+    the edge means not reached."""
+    configs = [c for c in shown if c in set(ttt["config"])]
+    ttt = ttt[ttt["config"].isin(configs)]
     targets = sorted(ttt["target"].unique(), reverse=True)
     fig = new_figure(10, 1.2 + 0.42 * len(configs) * max(1, len(targets)) / 2)
     ax = fig.subplots()
@@ -44,7 +46,7 @@ def figure(ttt: pd.DataFrame, title: str):
     lo = finite.min() / 2 if len(finite) else 1e-4
     hi = finite.max() * 4 if len(finite) else 1.0
     height = 0.8 / len(targets)
-    colours = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
+    colours = (OKABE_ITO[4], OKABE_ITO[1], OKABE_ITO[3])  # blue, orange, bluish green: one per target
     for k, tau in enumerate(targets):
         sel = ttt[ttt["target"] == tau].set_index("config").reindex(configs)
         y = np.arange(len(configs)) + (k - (len(targets) - 1) / 2) * height

@@ -10,21 +10,26 @@ import pandas as pd
 ENV = {"env_python": "3.11.2", "env_torch": "2.13.0", "env_numpy": "2.0", "env_wlrbench": "0.1.0",
        "env_git": "abc1234", "env_hostname": "testhost", "env_platform": "Linux", "env_threads": 1,
        "started_at": "2026-01-01T00:00:00Z"}
+CALIBRATION = {"calib_before": 0.02, "calib_after": 0.02, "calib_gflops": 50.0, "load_before": 0.5,
+               "load_after": 0.5}  # and cpu_time = wall_time: one busy core, no contention
 
 
 def run_frame(problem, solver, trace, *, seed=0, wn, f_star=math.nan, stop="converged", m=20, n=10, rank=2,
-              family="", message="", device="cpu", dtype="float64"):
-    """The rows of one run: ``trace`` is a list of (iteration, time, objective)."""
+              family="", message="", device="cpu", dtype="float64", time_limit=math.nan, info=None, calib=None):
+    """The rows of one run: ``trace`` is a list of (iteration, time, objective); ``calib`` overrides
+    calibration columns."""
     run_id = f"{problem}-{solver}-{seed}-{device}-{dtype}"
     rows = []
     for k, (it, t, f) in enumerate(trace):
         rows.append({"run_id": run_id, "problem": problem, "family": family, "m": m, "n": n, "rank": rank,
                      "param_ratio": rank * (m + n) / (m * n), "solver": solver, "solver_name": solver.split("[")[0],
                      "params": "{}", "seed": seed, "device": device, "dtype": dtype, "max_iter": -1,
-                     "time_limit": math.nan, "iteration": it, "time": t, "objective": f, "rel_error": f / wn,
+                     "time_limit": time_limit, "iteration": it, "time": t, "objective": f, "rel_error": f / wn,
                      "f_star": f_star, "rel_f_star": f_star / wn, "weighted_norm": wn,
                      "final": k == len(trace) - 1, "n_iter": trace[-1][0], "stop_reason": stop,
-                     "message": message, "wall_time": trace[-1][1] + 0.1, "info": json.dumps({}), **ENV})
+                     "message": message, "wall_time": trace[-1][1] + 0.1, "info": json.dumps(info or {}), **ENV,
+                     "activation_error": math.nan, **CALIBRATION, "cpu_time": trace[-1][1] + 0.1,
+                     **(calib or {})})
     return pd.DataFrame(rows)
 
 
@@ -52,3 +57,23 @@ def write_store(root: Path, runs=KNOWN_RUNS) -> Path:
         frame = run_frame(problem, solver, trace, seed=seed, **kw)
         frame.to_parquet(root / "runs" / f"{frame['run_id'].iat[0]}.parquet", index=False)
     return root
+
+
+# f* = 1 and Σ W A² = 101 on every problem, so s = (f − 1)/100: f = 1.001 is s = 1e-5 (target 1e-4 reached),
+# f = 1.5 is s = 5e-3 (not reached). Every run has a time limit of 2 s: a target not reached counts 4 s.
+HIT, MISS, START = 1.001, 1.5, 51.0
+KW = dict(wn=101.0, f_star=1.0, time_limit=2.0, stop="time_limit")
+VERDICT_RUNS = [  # a store whose verdict is known (tests/test_verdict.py)
+    ("P1", "fast", 0, [(0, 0.1, START), (1, 0.5, HIT)], KW),
+    ("P1", "fast", 1, [(0, 0.1, START), (1, 0.7, HIT)], KW),  # median over the seeds: 0.6 s
+    ("P2", "fast", 0, [(0, 0.1, START), (1, 1.0, HIT)], KW),
+    ("P3", "fast", 0, [(0, 0.1, START), (1, 0.2, HIT)], KW),
+    ("P1", "adam_sgd", 0, [(0, 0.1, START), (1, 1.5, HIT)], KW),
+    ("P2", "adam_sgd", 0, [(0, 0.1, START), (1, 2.0, MISS)], KW),
+    ("P3", "adam_sgd", 0, [(0, 0.1, START), (1, 0.9, HIT)], KW),
+    ("P1", "never", 0, [(0, 0.1, START), (1, 2.0, MISS)], KW),
+    ("P2", "never", 0, [(0, 0.1, START), (1, 2.0, MISS)], KW),  # and never ran on P3: penalty there too
+    ("P1", "svd", 0, [(0, 0.001, 2.0)], dict(KW, stop="closed_form")),  # s = 0.01
+    ("P2", "svd", 0, [(0, 0.001, 3.0)], dict(KW, stop="closed_form")),  # s = 0.02
+    ("P3", "svd", 0, [(0, 0.001, 1.5)], dict(KW, stop="closed_form")),  # s = 0.005
+]

@@ -50,8 +50,9 @@ def test_final_table_shows_the_activation_error_only_for_problems_with_inputs():
 
     base = {"weighted_norm": [2.0, 2.0], "best_objective": [1.0, 0.5], "best_subopt": [0.1, 0.0],
             "time": [0.1, 0.2], "n_iter": [0, 0], "stop_reason": ["closed_form"] * 2, "message": ["", ""],
-            "config": ["svd", "svd_llm"]}
-    plain = final_table(pd.DataFrame({**base, "activation_error": [np.nan, np.nan]}))
-    assert "activation error" not in plain
-    table = final_table(pd.DataFrame({**base, "activation_error": [0.3, 0.1]})).set_index("solver")
+            "config": ["svd", "svd_llm"], "info": ["{}", "{}"]}
+    order = ["svd_llm", "svd"]
+    plain = final_table(pd.DataFrame({**base, "activation_error": [np.nan, np.nan]}), order)
+    assert "activation error" not in plain and list(plain["solver"]) == order
+    table = final_table(pd.DataFrame({**base, "activation_error": [0.3, 0.1]}), order).set_index("solver")
     assert table.loc["svd_llm", "activation error"] == 0.1 and table.loc["svd", "rel. error"] == 0.5

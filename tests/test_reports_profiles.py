@@ -17,7 +17,7 @@ def prepared(tmp_path_factory):
 
 
 def _times(rows, tau):
-    ttt = targets.time_to_target(rows)
+    ttt = targets.time_to_target(rows, targets=sorted(KNOWN_TIMES))
     return ttt[ttt["target"] == tau].pivot(index="instance", columns="config", values="time")
 
 
@@ -42,7 +42,7 @@ def test_time_to_target_matches_construction(prepared, tau):
 
 
 def test_time_to_target_counts_runs_that_reached(prepared):
-    ttt = targets.time_to_target(prepared[0]).set_index(["instance", "config", "target"])
+    ttt = targets.time_to_target(prepared[0], targets=sorted(KNOWN_TIMES)).set_index(["instance", "config", "target"])
     assert ttt.loc[("P1", "c", 1e-3), ["reached", "runs"]].tolist() == [1, 2]
 
 
@@ -81,7 +81,7 @@ def test_data_profile_uses_work_units(prepared):
 def test_win_matrix(prepared):
     rows, _ = prepared
     best = data.runs(rows).groupby(["instance", "config"])["best_subopt"].median()
-    wins, shared = profiles.win_matrix(targets.time_to_target(rows), best)
+    wins, shared = profiles.win_matrix(targets.time_to_target(rows, targets=sorted(KNOWN_TIMES)), best)
     # P1: a reaches all three targets, b two, c one (1e-3 by one seed of two: median not reached).
     # P2: a reaches all three, b one, c did not run.
     assert wins.loc["a", "b"] == 2 and wins.loc["b", "a"] == 0

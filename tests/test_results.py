@@ -14,7 +14,7 @@ from bench import results
 from bench.task import Task, execute, failure_rows
 from problems import synthetic
 
-TIMING = ["time", "wall_time", "started_at"]
+TIMING = ["time", "wall_time", "started_at", *results.CALIBRATION_COLUMNS]
 
 
 def _task(run_id="r1", solver="svd", **kw):

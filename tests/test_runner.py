@@ -20,7 +20,7 @@ from problems import save, synthetic
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
-TIMING = ["time", "wall_time", "started_at", "env_threads"]
+TIMING = ["time", "wall_time", "started_at", "env_threads", *results.CALIBRATION_COLUMNS]
 
 
 def wlrbench(*args, env=None, **kw):
