@@ -59,3 +59,10 @@ def language_model(kind: str = "causal", source: str = "tiny-test", **kw):
 
     model = llama(**kw) if kind == "causal" else bert(**kw)
     return LanguageModel(f"tiny-{kind}", kind, model, tokenizer(), source)
+
+
+def save_llama(path, **kw) -> str:
+    """A tiny Llama and its tokenizer saved as a local Hugging Face folder (``problems.lm.load_model`` reads it)."""
+    llama(**kw).save_pretrained(path)
+    tokenizer().save_pretrained(path)
+    return str(path)

@@ -18,10 +18,7 @@ from problems.lm import models  # noqa: E402
 
 @pytest.fixture
 def folder(tmp_path):
-    path = tmp_path / "tiny-llama"
-    lm_tiny.llama().save_pretrained(path)
-    lm_tiny.tokenizer().save_pretrained(path)
-    return str(path)
+    return lm_tiny.save_llama(tmp_path / "tiny-llama")
 
 
 @pytest.fixture
