@@ -20,8 +20,14 @@ def run(args) -> int:
     from problems.lm import EVAL_TEXT, fisher, lm_problems, load_model
     from reports import lm as report
 
+    from bench.grid import parse_solver_specs
+    from bench.runner import load_plugins
+
     opts = fisher_args(args)
     ratios = parse_floats(args.param_ratio, "--param-ratio")
+    specs = args.solver or "svd," + default_weighted_solvers()
+    load_plugins(args.plugin)
+    parse_solver_specs(specs)  # a bad spec fails now, not after the model and its Fisher are loaded
     if args.eval_tokens is not None and args.eval_tokens <= 0:
         raise ValueError(f"--eval-tokens must be positive, got {args.eval_tokens}")
     with missing_packages_are_usage_errors():
@@ -33,7 +39,7 @@ def run(args) -> int:
     problems = lm_problems(lm, names, res, text=opts["text"], seed=opts["seed"])
     held_out = HeldOut(args.model, str(opts["cache_dir"]), args.eval_text or EVAL_TEXT, args.eval_tokens)
     try:
-        store = compress(problems, args.solver or "svd," + default_weighted_solvers(), ratios, held_out=held_out,
+        store = compress(problems, specs, ratios, held_out=held_out,
                          model_name=lm.name, out=args.out, max_iter=args.max_iter, tol=args.tol,
                          time_limit=args.time_limit, device=args.device, dtype=args.dtype, jobs=args.jobs,
                          scheduler=args.scheduler, executor=args.executor, force=args.force,
