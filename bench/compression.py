@@ -10,7 +10,7 @@ compressed model (solver spec, ratio) is an evaluation, all in one results store
 3. evaluates the models (``bench.evaluation``), each stored the moment it finishes.
 Everything is resumable: a stored evaluation is not redone and its layers are not solved again, and a layer
 run is solved again only when a pending evaluation needs its factors and they are gone (e.g. deleted to save
-disk: float32 factors take 4·r(m+n) bytes per layer, ~210 MB for SmolLM2's 210 block Linears at ρ = 0.5).
+disk: float32 factors take 4·r(m+n) bytes per layer, ~200 MB for SmolLM2's 210 block Linears at ρ = 0.5).
 
 Budgets: every layer run gets ``LAYER_TOL`` and ``LAYER_TIME_LIMIT`` unless the call or a solver spec
 (``als[tol=1e-6,time_limit=60]``) says otherwise, so no default runs unbounded. An iterative solve stops when
@@ -51,7 +51,10 @@ def _models(tasks) -> dict:
     return models
 
 
-def _evaluation(setting: HeldOut, model_name: str, out, members, *, wall_limit, threads, plugins) -> EvaluationTask:
+def evaluation_task(setting: HeldOut, model_name: str, out, members, *, wall_limit, threads, plugins) -> EvaluationTask:
+    """The evaluation of the model with the layers of the runs ``members`` replaced by their kept factors (no
+    members: the dense model). Any set of layer runs makes a model: one uniform ratio here, one layer alone or
+    a rank per layer elsewhere."""
     first = members[0] if members else None
     layers = tuple((_layer_name(t.problem), t.run_id, str(results.factors_path(out, t.run_id).resolve()))
                    for t in members)
@@ -111,8 +114,8 @@ def compress(problems, solver_specs, param_ratios, *, held_out: HeldOut, model_n
         if len(members) < len(problems):
             log(f"wlrbench: not evaluating {label} at ρ={ratio:g}: it refuses {len(problems) - len(members)} "
                 f"of the {len(problems)} layers")
-    evaluations = {key: _evaluation(held_out, model_name, out, members, **kw) for key, members in models.items()}
-    dense = _evaluation(held_out, model_name, out, [], **kw)
+    evaluations = {key: evaluation_task(held_out, model_name, out, members, **kw) for key, members in models.items()}
+    dense = evaluation_task(held_out, model_name, out, [], **kw)
 
     finished = set() if force else results.finished_ids(out)
     pending = {key: e for key, e in evaluations.items() if e.run_id not in finished}
