@@ -101,19 +101,19 @@ class BatchedTask(Shipped):
             synchronize(device)
             return time.perf_counter() - start
 
-        dps = [DeviceProblem.from_problem(t.problem, device, dtype, t.seed) for t in tasks]
-        inits = [initial_factors(cls.default_init, dp, seed=first.seed) for dp in dps]
+        inits = [initial_factors(cls.default_init, DeviceProblem.from_problem(t.problem, device, dtype, t.seed),
+                                 seed=first.seed) for t in tasks]  # each member's own start, one at a time
         history: list[tuple[int, float, list[float], list[bool]]] = []
 
         def record(k, f, active) -> bool:
             history.append((k, elapsed(), f.tolist(), active.tolist()))
             return budget is not None and history[-1][1] >= budget
 
+        stack = lambda tensors: torch.stack(list(tensors)).to(device, dtype)  # noqa: E731
         U, V, _, it = cls.solve_batched(
-            torch.stack([dp.A for dp in dps]), torch.stack([dp.W for dp in dps]), first.problem.rank,
+            stack(t.problem.A for t in tasks), stack(t.problem.W for t in tasks), first.problem.rank,
             max_iter=cls.default_max_iter if first.max_iter is None else first.max_iter, tol=first.tol,
-            seed=first.seed, init=(torch.stack([u for u, _ in inits]), torch.stack([v for _, v in inits])),
-            callback=record, **params)
+            seed=first.seed, init=(stack(u for u, _ in inits), stack(v for _, v in inits)), callback=record, **params)
         seconds, timed_out = elapsed(), budget is not None and history[-1][1] >= budget
         info = {"batch": {"size": B, "run_id": self.run_id, "seconds": seconds, "iterations": it}}
         return [_member_result(t, solver.label, U[b], V[b], history, b, timed_out, info) for b, t in enumerate(tasks)]

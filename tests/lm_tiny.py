@@ -61,8 +61,9 @@ def language_model(kind: str = "causal", source: str = "tiny-test", **kw):
     return LanguageModel(f"tiny-{kind}", kind, model, tokenizer(), source)
 
 
-def save_llama(path, **kw) -> str:
-    """A tiny Llama and its tokenizer saved as a local Hugging Face folder (``problems.lm.load_model`` reads it)."""
-    llama(**kw).save_pretrained(path)
+def save_model(path, kind: str = "causal", **kw) -> str:
+    """A tiny Llama (``kind`` "causal") or BERT ("contrastive") and its tokenizer saved as a local Hugging Face
+    folder (``problems.lm.load_model`` reads it)."""
+    (llama(**kw) if kind == "causal" else bert(**kw)).save_pretrained(path)
     tokenizer().save_pretrained(path)
     return str(path)

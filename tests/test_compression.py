@@ -25,7 +25,7 @@ from tests.processes import kill_after, wlrbench  # noqa: E402
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
-    folder = lm_tiny.save_llama(root / "tiny-llama")
+    folder = lm_tiny.save_model(root / "tiny-llama")
     text = lm_tiny.write_text(root / "docs.txt")
     lm = lmpkg.load_model(folder)
     names = lm.select("0-1", "q,up,down")
@@ -118,6 +118,24 @@ def test_batched_and_unbatched_layers_have_the_same_factors(tiny, tmp_path):
         torch.testing.assert_close(V2, V, rtol=1e-9, atol=1e-11)
         assert other.objective == pytest.approx(run.objective, rel=1e-10)
     assert len({r.n_iter for (s, _), (r, _) in one.items() if s.startswith("adam")}) > 1  # stopped apart
+
+
+def test_a_sentence_encoder_is_evaluated_with_its_retrieval_accuracy(tiny, tmp_path):
+    folder = lm_tiny.save_model(tmp_path / "tiny-bert", "contrastive")
+    bert = lmpkg.load_model(folder)
+    names = bert.select("0", "q,up")
+    fisher = lmpkg.fisher(bert, names, text=tiny.text, tokens=100, progress=False)
+    frame = compress(lmpkg.lm_problems(bert, names, fisher, text=tiny.text), ["svd"], [0.5],
+                     held_out=HeldOut(folder, None, tiny.text, None), model_name=bert.name, out=tmp_path / "s",
+                     progress=False)
+    models = report.evaluations(frame).set_index("solver")
+    units = json.loads(models.loc["dense", "info"])["units"]
+    assert len(units["terms"]) == 3 and sum(units["terms"]) == 36  # 36 sentence pairs in batches of 16
+    dense = evaluate(bert, batches_for(bert, tiny.text, None))
+    assert models.loc["dense", "eval_accuracy"] == pytest.approx(dense["retrieval_accuracy"])
+    assert (models["eval_accuracy_low"] <= models["eval_accuracy"]).all()
+    assert (models["eval_accuracy"] <= models["eval_accuracy_high"]).all() and models["eval_accuracy_high"].le(1).all()
+    assert "retrieval_accuracy" in report.model_table(frame) and "perplexity" not in report.model_table(frame)
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from problems.lm import models  # noqa: E402
 
 @pytest.fixture
 def folder(tmp_path):
-    return lm_tiny.save_llama(tmp_path / "tiny-llama")
+    return lm_tiny.save_model(tmp_path / "tiny-llama")
 
 
 @pytest.fixture
