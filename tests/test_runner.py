@@ -69,6 +69,20 @@ def test_run_grid_writes_one_file_per_run_and_skips_finished_runs(tmp_path):
     assert [f.stem for f in redone] == list(subset["run_id"].unique())
 
 
+def test_batched_grid_stores_each_member_as_its_own_run(tmp_path):
+    probs = [synthetic.heavy_tailed(m=24, n=18, rank=3, seed=s) for s in range(3)] + [synthetic.constant(m=20, n=15, rank=2)]
+    kw = dict(seeds=[0], progress=False, max_iter=4, tol=0.0)
+    alone = run_grid(probs, ["als", "svd"], out=tmp_path / "alone", **kw).query("final").set_index(["problem", "solver"])
+    together = run_grid(probs, ["als", "svd"], out=tmp_path / "together", batched=True, **kw)
+    final = together.query("final").set_index(["problem", "solver"])
+    sizes = final["info"].map(lambda i: json.loads(i).get("batch", {}).get("size"))
+    assert sorted(sizes.loc[(slice(None), "als")]) == [1, 3, 3, 3] and sizes.loc[(slice(None), "svd")].isna().all()
+    np.testing.assert_allclose(final["objective"], alone.loc[final.index, "objective"], rtol=1e-9)
+    assert (final["n_iter"] == alone.loc[final.index, "n_iter"]).all()
+    ids = lambda frame, solver: set(frame.xs(solver, level="solver")["run_id"])  # noqa: E731
+    assert not ids(final, "als") & ids(alone, "als") and ids(final, "svd") == ids(alone, "svd")  # svd: no batching
+
+
 @pytest.mark.slow
 def test_failing_solvers_are_recorded_and_the_sweep_continues(problem_file, tmp_path):
     cmd, kw = wlrbench("run", "--problem", str(problem_file), "--out", str(tmp_path), "--quiet",
