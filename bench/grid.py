@@ -8,7 +8,7 @@ stands for every registered solver with its default parameters.
 
 Besides the solver's own parameters a spec may set the budget of its runs, ``max_iter``, ``tol`` and
 ``time_limit`` (``solvers.budget``): ``als[tol=1e-6,time_limit=60]`` overrides the grid's budget for that spec
-only, and the label says so (``label``).
+only (``time_limit=inf``: none), and the label says so (``label``).
 """
 from __future__ import annotations
 
@@ -114,11 +114,11 @@ def parse_solver_specs(specs) -> list[tuple[str, dict]]:
 
 def split_budget(params: dict) -> tuple[dict, dict]:
     """(the solver's parameters, the budget keys of ``BUDGET_KEYS`` set in the spec, validated)."""
-    budget = {k: params[k] for k in BUDGET_KEYS if k in params}
+    budget = {k: float(v) if k == "time_limit" and v == "inf" else v for k, v in params.items() if k in BUDGET_KEYS}
     checked = check_budget(**budget)
     if "time_limit" in budget and checked["time_limit"] is None:
         checked["time_limit"] = float("inf")  # an explicit "no limit" overrides the grid's limit
-    return {k: v for k, v in params.items() if k not in BUDGET_KEYS}, {k: checked[k] for k in budget}
+    return {k: v for k, v in params.items() if k not in BUDGET_KEYS}, {k: checked[k] for k in BUDGET_KEYS if k in budget}
 
 
 def label(solver, budget: dict) -> str:

@@ -18,6 +18,7 @@ def run(args) -> int:
     from bench.compression import compress
     from bench.evaluation import HeldOut
     from problems.lm import EVAL_TEXT, fisher, lm_problems, load_model
+    from problems.lm.text import batches_for
     from reports import lm as report
 
     from bench.grid import parse_solver_specs
@@ -38,6 +39,8 @@ def run(args) -> int:
           f"({'cached' if res.cached else f'{res.tokens_per_second:.0f} tokens/s'})")
     problems = lm_problems(lm, names, res, text=opts["text"], seed=opts["seed"])
     held_out = HeldOut(args.model, str(opts["cache_dir"]), args.eval_text or EVAL_TEXT, args.eval_tokens)
+    with missing_packages_are_usage_errors():
+        batches_for(lm, held_out.text, held_out.tokens)  # a bad held-out text fails now, not after the solves
     try:
         store = compress(problems, specs, ratios, held_out=held_out,
                          model_name=lm.name, out=args.out, max_iter=args.max_iter, tol=args.tol,
