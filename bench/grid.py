@@ -5,6 +5,10 @@ A spec is ``name`` or ``name[key=value, ...]``; values are Python literals (``1e
 is two solvers, and several lists expand to their Cartesian product. A command-line ``--solvers`` value
 holds several specs separated by commas outside brackets: ``"als[reg=[0,1e-4]],svd"``. The spec ``all``
 stands for every registered solver with its default parameters.
+
+Besides the solver's own parameters a spec may set the budget of its runs, ``max_iter``, ``tol`` and
+``time_limit`` (``solvers.budget``): ``als[tol=1e-6,time_limit=60]`` overrides the grid's budget for that spec
+only (``time_limit=inf``: none), and the label says so (``label``).
 """
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ import itertools
 import re
 
 import solvers
+from solvers.budget import check_budget
 
+BUDGET_KEYS = ("max_iter", "tol", "time_limit")  # spec keys that set a run's budget, not a solver parameter
 _WORD = re.compile(r"[A-Za-z_][\w.\-]*")  # a solver name, or a bare-word string value
 
 
@@ -100,7 +106,25 @@ def parse_solver_specs(specs) -> list[tuple[str, dict]]:
                 raise ValueError("'all' takes no parameters")
             expanded = [(n, {}) for n in solvers.available()]
         else:
-            solvers.solver_class(name).check_param_names(params)
+            solvers.solver_class(name).check_param_names(k for k in params if k not in BUDGET_KEYS)
             expanded = [(name, p) for p in expand_grid(params)]
         out.extend(e for e in expanded if e not in out)
     return out
+
+
+def split_budget(params: dict) -> tuple[dict, dict]:
+    """(the solver's parameters, the budget keys of ``BUDGET_KEYS`` set in the spec, validated)."""
+    budget = {k: float(v) if k == "time_limit" and v == "inf" else v for k, v in params.items() if k in BUDGET_KEYS}
+    checked = check_budget(**budget)
+    if "time_limit" in budget and checked["time_limit"] is None:
+        checked["time_limit"] = float("inf")  # an explicit "no limit" overrides the grid's limit
+    return {k: v for k, v in params.items() if k not in BUDGET_KEYS}, {k: checked[k] for k in BUDGET_KEYS if k in budget}
+
+
+def label(solver, budget: dict) -> str:
+    """The solver's self-describing label with a spec's budget overrides appended: ``als[reg=0.001,tol=1e-06]``."""
+    if not budget:
+        return solver.label
+    extra = ",".join(f"{k}={v}" for k, v in budget.items())
+    base = solver.label
+    return f"{base[:-1]},{extra}]" if base.endswith("]") else f"{base}[{extra}]"

@@ -11,6 +11,11 @@ one final row). Any other ``*.parquet`` file (a foreign table, a run missing a c
 another name) is skipped with a ``StoreWarning`` that names it, by ``load`` and ``finished_ids`` alike, so a
 report never counts it and a re-run redoes what it claimed to hold. A run is finished exactly when its valid
 file exists, which is how a re-run skips it.
+
+A record is a solve (``record`` "run") or the evaluation of a compressed model (``record`` "evaluation",
+``bench.evaluation``): same files, same schema. The factors of a solve, when its grid keeps them (model-scale
+compression), are ``DIR/factors/<run_id>.safetensors`` (tensors ``U`` and ``V``), written before the run's
+parquet file, so a stored run that kept factors has them.
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ CALIBRATION_COLUMNS = tuple(name for name, _ in CALIBRATION)
 # The fixed workload behind calib_before/calib_after: GEMM_REPEATS products of GEMM_N×GEMM_N matrices, then
 # SVD_REPEATS thin SVDs of an SVD_SHAPE matrix, in the run's dtype, device and thread count.
 CALIBRATION_WORKLOAD = {"GEMM_N": 256, "GEMM_REPEATS": 8, "SVD_SHAPE": (160, 120), "SVD_REPEATS": 2}
+FACTORS = "factors"  # the folder of kept factors, and the key under which a task's rows carry them
 SCHEMA = pa.schema([
     ("run_id", pa.string()), ("problem", pa.string()), ("family", pa.string()),
     ("m", pa.int64()), ("n", pa.int64()), ("rank", pa.int64()), ("param_ratio", pa.float64()),
@@ -50,9 +56,26 @@ SCHEMA = pa.schema([
     # Activation-aware baselines: ‖(A − U Vᵀ)X‖²/‖A X‖² of the run's returned factors (repeated on each of its
     # rows), for problems carrying input statistics (problems.inputs); NaN otherwise.
     ("activation_error", pa.float64()),
+    # --- model-scale compression (bench.compression): which layer a run solved, and model evaluations ---
+    # record: "run" (one solve) or "evaluation" (a compressed model's held-out metrics; solver, param_ratio
+    # and seed name the layer runs it used, listed in info["layers"] with the per-unit losses);
+    # model/layer/module: the Linear a run solved ("", -1, "" for other problems; an evaluation has the model);
+    # tol: the run's relative-decrease tolerance (NaN: the solver's default);
+    # n_params: the run's r(m+n) factor entries, or the evaluated model's parameters;
+    # eval_*: held-out loss and retrieval accuracy with their bootstrap 95 % interval (NaN for runs).
+    ("record", pa.string()), ("model", pa.string()), ("layer", pa.int64()), ("module", pa.string()),
+    ("tol", pa.float64()), ("n_params", pa.int64()), ("eval_loss", pa.float64()), ("eval_loss_low", pa.float64()),
+    ("eval_loss_high", pa.float64()), ("eval_accuracy", pa.float64()), ("eval_accuracy_low", pa.float64()),
+    ("eval_accuracy_high", pa.float64()),
     *CALIBRATION,  # keep last: one block
 ])
+COMPRESSION_DEFAULTS = {"record": "run", "model": "", "layer": -1, "module": "", "tol": float("nan"), "n_params": -1,
+                        **{c: float("nan") for c in ("eval_loss", "eval_loss_low", "eval_loss_high", "eval_accuracy",
+                                                     "eval_accuracy_low", "eval_accuracy_high")}}
 COLUMNS = tuple(SCHEMA.names)
+# The value each optional block's columns take on the rows of a task that does not measure them.
+ROW_DEFAULTS = {"activation_error": float("nan"), **COMPRESSION_DEFAULTS,
+                **{name: float("nan") for name in CALIBRATION_COLUMNS}}
 
 
 class StoreWarning(UserWarning):
@@ -153,6 +176,48 @@ def to_table(rows: dict) -> pa.Table:
     if missing or extra:
         raise ValueError(f"results rows do not match the schema: missing {missing}, unexpected {extra}")
     return pa.table({c: pa.array(rows[c], type=SCHEMA.field(c).type) for c in COLUMNS}, schema=SCHEMA)
+
+
+def factors_path(out, run_id: str) -> Path:
+    return Path(out) / FACTORS / f"{run_id}.safetensors"
+
+
+def factor_ids(out) -> set[str]:
+    """Run ids whose factors are kept in the store ``out``."""
+    folder = Path(out) / FACTORS
+    return {p.stem for p in folder.glob("*.safetensors") if not p.name.startswith(".")} if folder.is_dir() else set()
+
+
+def write_factors(out, run_id: str, U, V) -> Path:
+    """Keep a run's factors (CPU tensors) atomically as ``out/factors/<run_id>.safetensors``."""
+    from safetensors.torch import save_file
+
+    path = factors_path(out, run_id)
+    with atomic_path(path, ".safetensors") as tmp:
+        save_file({"U": U.contiguous(), "V": V.contiguous()}, str(tmp), metadata={"run_id": run_id})
+    return path
+
+
+def read_factors(path):
+    """(U, V) from a factors file."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    return tensors["U"], tensors["V"]
+
+
+def write_rows(out, rows: dict) -> list[str]:
+    """Write what a task returned: the rows of one or more runs (one file each, ``write_run``), each run's
+    factors first when the rows carry them (under ``FACTORS``: run id → (U, V)). Returns the run ids."""
+    rows = dict(rows)
+    factors = rows.pop(FACTORS, {})
+    ids = list(dict.fromkeys(rows["run_id"]))
+    for rid in ids:
+        keep = [i for i, r in enumerate(rows["run_id"]) if r == rid]
+        if rid in factors:
+            write_factors(out, rid, *factors[rid])
+        write_run(out, {k: [v[i] for i in keep] for k, v in rows.items()})
+    return ids
 
 
 def write_run(out, rows: dict) -> Path:

@@ -1,9 +1,11 @@
 """``run_grid``: every (problem, solver + parameters, rank, seed) of a grid, each run isolated, resumable.
 
 A run's id is a hash of what determines its result (the problem's content, the solver label, rank,
-requested parameter ratio, seed, device, dtype, iteration cap and time limit), so re-running a grid finds
-the runs already in the store and skips them (``force=True`` redoes them). Each run is written to the
-store (``bench.results``) the moment it finishes, so a sweep killed at any point loses no finished run.
+requested parameter ratio, seed, device, dtype, iteration cap, time limit and, when set, the tolerance and
+batching), so re-running a grid finds the runs already in the store and skips them (``force=True`` redoes
+them). Each run is written to the store (``bench.results``) the moment it finishes, so a sweep killed at any
+point loses no finished run. ``plan`` makes the tasks and ``execute`` runs any tasks (solves, batches of
+solves, model evaluations) on an executor into a store; ``bench.compression`` builds on both.
 """
 from __future__ import annotations
 
@@ -21,8 +23,9 @@ from tqdm import tqdm
 
 import solvers
 from bench import results
+from bench.batched import group, unbatchable
 from bench.executors import executor_kind, make_executor
-from bench.grid import parse_solver_specs, split_top_level
+from bench.grid import label, parse_solver_specs, split_budget, split_top_level
 from bench.task import Task
 from problems.problem import Problem, rank_for_param_ratio
 from solvers.budget import SEED, TIME_LIMIT, check_budget
@@ -115,12 +118,22 @@ def _spec_list(solver_specs) -> list[str]:
     return list(specs)
 
 
+def wall_limit_for(wall_limit, time_limit):
+    """A task's wall-clock limit: ``wall_limit`` None → the default; inf → never killed (None); else seconds."""
+    wall_limit = default_wall_limit(time_limit) if wall_limit is None else TIME_LIMIT.validate(wall_limit, "wall_limit")
+    return None if math.isinf(wall_limit) else wall_limit
+
+
 def plan(problems, solver_specs, *, ranks=None, param_ratios=None, seeds=(0,), device=None, dtype=None,
-         max_iter=None, time_limit=None, wall_limit=None, plugins=(), threads=None, check_device=True):
+         max_iter=None, tol=None, time_limit=None, wall_limit=None, plugins=(), threads=None, check_device=True,
+         keep_factors=False, batched=False):
     """The tasks of a grid, in problem-major order, without duplicates, and the skipped (solver label,
     problem name, reason) triples of solvers that refuse a problem. ``check_device``: the device must exist
-    here (False when the runs go to a cluster whose workers have their own devices). Every argument is
-    checked before any task is made (TypeError/ValueError naming it)."""
+    here (False when the runs go to a cluster whose workers have their own devices). A spec's own budget
+    keys (``bench.grid``) override ``max_iter``, ``tol`` and ``time_limit`` for its runs. ``keep_factors``: the
+    runs return their factors for the store. ``batched``: runs of solvers with a batched mode are marked to
+    be solved with their same-shape peers (``bench.batched``; other specs run one problem at a time). Every
+    argument is checked before any task is made (TypeError/ValueError naming it)."""
     problems = _problem_list(problems)
     specs = parse_solver_specs(_spec_list(solver_specs))
     if not specs:
@@ -129,11 +142,8 @@ def plan(problems, solver_specs, *, ranks=None, param_ratios=None, seeds=(0,), d
     seeds = _listed(seeds, "seeds", SEED)
     if not seeds:
         raise ValueError("no seeds given")
-    budget = check_budget(max_iter=max_iter, time_limit=time_limit)
-    max_iter, time_limit = budget["max_iter"], budget["time_limit"]
-    # wall_limit: None → the default; inf → never killed (None in the task); else positive seconds
-    wall_limit = default_wall_limit(time_limit) if wall_limit is None else TIME_LIMIT.validate(wall_limit, "wall_limit")
-    wall_limit = None if math.isinf(wall_limit) else wall_limit
+    grid_budget = check_budget(max_iter=max_iter, tol=tol, time_limit=time_limit)
+    wall_limit_for(wall_limit, None)  # checked now, applied per task
     device = str(resolve_device(device, here=check_device))
     tasks, skipped, seen = [], [], set()
     for problem in problems:
@@ -144,45 +154,70 @@ def plan(problems, solver_specs, *, ranks=None, param_ratios=None, seeds=(0,), d
             except ValueError as exc:
                 raise ValueError(f"problem {problem.name!r}: {exc}") from None
             dt = str(resolve_dtype(dtype, p.dtype)).removeprefix("torch.")
-            for name, params in specs:
+            for name, spec_params in specs:
+                params, own = split_budget(spec_params)
                 solver = solvers.get(name, **params)
+                budget = {**grid_budget, **own}
+                limit = None if budget["time_limit"] is None or math.isinf(budget["time_limit"]) else budget["time_limit"]
                 reason = solver.refuse(p)
+                together = batched and unbatchable(name, params) is None
                 if reason:
-                    skipped.append((solver.label, p.name, reason))
+                    skipped.append((label(solver, own), p.name, reason))
                     continue
                 for seed in seeds:
-                    key = {"problem": digest, "solver": solver.label, "rank": rank, "param_ratio": rho,
-                           "seed": seed, "device": device, "dtype": dt, "max_iter": max_iter,
-                           "time_limit": time_limit}
+                    key = {"problem": digest, "solver": label(solver, own), "rank": rank, "param_ratio": rho,
+                           "seed": seed, "device": device, "dtype": dt, "max_iter": budget["max_iter"],
+                           "time_limit": limit}
+                    key.update({k: v for k, v in (("tol", budget["tol"]), ("batched", together)) if v})
                     rid = run_id(key)
                     if rid in seen:
                         continue
                     seen.add(rid)
                     tasks.append(Task(run_id=rid, problem=p, problem_key=f"{digest}-r{rank}", solver_name=name,
-                                      params=dict(params), label=solver.label, full_params=dict(solver.params),
+                                      params=dict(params), label=label(solver, own), full_params=dict(solver.params),
                                       param_ratio=p.param_ratio if rho is None else rho, seed=seed,
-                                      device=device, dtype=dt, max_iter=max_iter, time_limit=time_limit,
-                                      wall_limit=wall_limit, plugins=tuple(plugins), threads=threads))
+                                      device=device, dtype=dt, max_iter=budget["max_iter"], time_limit=limit,
+                                      wall_limit=wall_limit_for(wall_limit, limit), plugins=tuple(plugins), threads=threads,
+                                      tol=budget["tol"], keep_factors=keep_factors, batched=together))
     return tasks, skipped
 
 
-def _threads_per_job(jobs: int) -> int | None:
+def threads_per_job(jobs: int) -> int | None:
     """Split the machine's cores between local workers so that ``jobs`` workers do not oversubscribe."""
     return None if jobs <= 1 else max(1, torch.get_num_threads() // jobs)
 
 
+def execute(tasks, out, *, executor=None, jobs=1, scheduler=None, progress=True, unit="run", total=None,
+            done=0) -> None:
+    """Run ``tasks`` (any kind: ``bench.task``) on the executor and write each one's rows to the store ``out``
+    as it finishes (``bench.results.write_rows``). The progress bar counts runs (a batch counts its members)
+    out of ``total`` (default: the runs of ``tasks``), ``done`` of them finished before."""
+    sizes = {t.run_id: len(getattr(t, "members", ())) or 1 for t in tasks}
+    total = sum(sizes.values()) + done if total is None else total
+    with make_executor(executor, jobs, scheduler) as ex, \
+            tqdm(total=total, initial=done, unit=unit, disable=not progress, file=sys.stderr,
+                 dynamic_ncols=True) as bar, \
+            closing(ex.map(tasks, on_start=lambda t: bar.set_postfix_str(_describe(t)))) as finished:
+        for rows in finished:
+            ids = results.write_rows(out, rows)
+            bar.set_postfix_str(f"done {rows['solver'][0]} on {rows['problem'][0]}", refresh=False)
+            bar.update(len(ids))
+
+
 def run_grid(problems, solver_specs, *, ranks=None, param_ratios=None, seeds=(0,), out, time_limit=None,
-             max_iter=None, device=None, dtype=None, jobs=1, scheduler=None, force=False, progress=True,
-             executor=None, wall_limit=None, plugins=()):
+             max_iter=None, tol=None, device=None, dtype=None, jobs=1, scheduler=None, force=False, progress=True,
+             executor=None, wall_limit=None, plugins=(), batched=False):
     """Run every (problem, solver spec, rank, seed) and return their rows from the store (a DataFrame).
 
     problems: list of ``problems.Problem``; solver_specs: spec strings (``bench.grid``), e.g. ["svd",
     "als[reg=[0,1e-4]]"] or ["all"] (every solver that accepts the problem). ranks / param_ratios: lists
-    (None: each problem's own rank). out: the results directory. time_limit / max_iter: per-run solver budget
-    (None: the solver's default). wall_limit: wall seconds after which a run's worker is killed (default:
-    ``default_wall_limit``). jobs: local worker processes (or LocalCluster workers for the dask executor).
-    scheduler: a Dask scheduler address (implies executor "dask"). force: redo runs already stored.
-    progress: a tqdm bar on stderr. plugins: modules registering extra solvers, imported here and in workers.
+    (None: each problem's own rank). out: the results directory. time_limit / max_iter / tol: per-run solver
+    budget (None: the solver's default; a spec's own budget keys override them). wall_limit: wall seconds
+    after which a run's worker is killed (default: ``default_wall_limit``). jobs: local worker processes (or
+    LocalCluster workers for the dask executor). scheduler: a Dask scheduler address (implies executor
+    "dask"). force: redo runs already stored. progress: a tqdm bar on stderr. plugins: modules registering
+    extra solvers, imported here and in workers. batched: solve same-shape problems of a solver with a
+    batched mode together (``bench.batched``).
     """
     if not isinstance(out, (str, os.PathLike)):
         raise TypeError(f"out must be a folder path, got {out!r}")
@@ -191,30 +226,29 @@ def run_grid(problems, solver_specs, *, ranks=None, param_ratios=None, seeds=(0,
     plugins = load_plugins(plugins)
     local = executor_kind(executor, scheduler) == "local"
     tasks, skipped = plan(problems, solver_specs, ranks=ranks, param_ratios=param_ratios, seeds=seeds,
-                          device=device, dtype=dtype, max_iter=max_iter, time_limit=time_limit,
-                          wall_limit=wall_limit, plugins=plugins, threads=_threads_per_job(jobs) if local else None,
-                          check_device=local)
-    explicit = not any(s.strip() == "all" for spec in solver_specs for s in split_top_level(spec))
-    if explicit:  # solvers asked for by name: say where they do not apply
-        for label, name, reason in skipped:
-            print(f"wlrbench: skipping {label} on {name}: {reason}", file=sys.stderr)
+                          device=device, dtype=dtype, max_iter=max_iter, tol=tol, time_limit=time_limit,
+                          wall_limit=wall_limit, plugins=plugins, threads=threads_per_job(jobs) if local else None,
+                          check_device=local, batched=batched)
+    report_skipped(solver_specs, skipped)
     if not tasks:
         raise ValueError("no runs: every solver refuses every problem" if skipped else "no runs in this grid")
     results.prepare_store(out)
     done = set() if force else results.finished_ids(out)
     todo = [t for t in tasks if t.run_id not in done]
     if todo:
-        with make_executor(executor, jobs, scheduler) as ex, \
-                tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="run", disable=not progress,
-                     file=sys.stderr, dynamic_ncols=True) as bar, \
-                closing(ex.map(todo, on_start=lambda t: bar.set_postfix_str(_describe(t)))) as finished:
-            for rows in finished:
-                results.write_run(out, rows)
-                bar.set_postfix_str(f"done {rows['solver'][0]} on {rows['problem'][0]}", refresh=False)
-                bar.update(1)
+        execute(group(todo, lambda seconds: wall_limit_for(wall_limit, seconds)), out, executor=executor, jobs=jobs,
+                scheduler=scheduler, progress=progress, total=len(tasks), done=len(tasks) - len(todo))
     return results.load(out, run_ids=[t.run_id for t in tasks])
 
 
-def _describe(task: Task) -> str:
-    return f"{task.label} on {task.problem.name} r={task.problem.rank} seed={task.seed}"
+def report_skipped(solver_specs, skipped) -> None:
+    """Solvers asked for by name (not through "all"): say where they do not apply, on stderr."""
+    if not any(s.strip() == "all" for spec in solver_specs for s in split_top_level(spec)):
+        for name, problem, reason in skipped:
+            print(f"wlrbench: skipping {name} on {problem}: {reason}", file=sys.stderr)
 
+
+def _describe(task) -> str:
+    if not isinstance(task, Task):
+        return task.summary()
+    return f"{task.label} on {task.problem.name} r={task.problem.rank} seed={task.seed}"

@@ -182,7 +182,7 @@ class WorkerProcess:
         except BaseException:  # KeyboardInterrupt, SystemExit: no worker survives with an unread reply
             self.kill()
             raise
-        if kind != "done" or run_id != task.run_id or set(rows.get("run_id", ())) != {task.run_id}:
+        if kind != "done" or run_id != task.run_id or set(rows.get("run_id", ())) != set(task.run_ids):
             self.kill()
             return failure("error", f"protocol error: the worker answered {kind!r} for run {run_id!r}; retired")
         return rows

@@ -73,15 +73,26 @@ def _instance_blocks(inst: str, rows, ref, ttt, run_rows, colours, shown, order,
             Heading(3, "Final results (median over runs)"), Table(tables.final_table(run_rows, order))]
 
 
-def _lm_blocks(results_dir: Path, comp, colours, fig_dir: Path) -> list:
+def _lm_blocks(results_dir: Path, store: pd.DataFrame, colours, fig_dir: Path) -> list:
     blocks = []
-    if comp is not None:
-        path = save(lm.compression_figure(comp, colours), fig_dir / "compression.png")
+    table = lm.model_table(store)
+    if not table.empty:
+        path = save(lm.compression_figure(table, colours), fig_dir / "compression.png")
+        pairs = lm.significance(store)
         blocks += [Heading(2, "Whole-model compression"),
-                   Para("Every weight matrix of the model compressed by each solver at each parameter ratio; "
-                        "eval loss on held-out text (dense: the uncompressed model)."),
-                   Image(f"figures/{path.name}", "eval loss versus parameter ratio"),
-                   Table(lm.compression_table(comp))]
+                   Para("The chosen Linear layers of the model compressed by each solver at each parameter ratio "
+                        "(the other layers dense); held-out loss with its 95 % bootstrap interval over the "
+                        "held-out units (dense: the uncompressed model). Per layer: relative weighted error and "
+                        "solver seconds of the runs the model used."),
+                   Image(f"figures/{path.name}", "held-out loss versus parameter ratio"),
+                   Table(table)]
+        if not pairs.empty:
+            blocks += [Heading(3, "Which differences are significant"),
+                       Para("Each pair of models at one ratio, compared on the same held-out units by a paired "
+                            "bootstrap: Δ loss = worse − better with its 95 % interval and p-value; 'significant' "
+                            "means Holm's adjusted p-value over the pairs of that ratio is ≤ 0.05. "
+                            + _verdicts(pairs)),
+                       Table(pairs)]
     risk = lm.svd_risk(results_dir)
     if risk is not None:
         path = save(lm.svd_risk_figure(risk), fig_dir / "svd_risk.png")
@@ -128,22 +139,37 @@ def _clock_blocks(run_rows: pd.DataFrame, flagged_runs: pd.DataFrame) -> list:
     return blocks
 
 
+def _verdicts(pairs: pd.DataFrame) -> str:
+    """One sentence per model and ratio: the best model and which others it beats significantly."""
+    out = []
+    for (model, ratio), g in pairs.groupby(["model", "param_ratio"], sort=False):
+        best = g["better"].iloc[0]
+        beaten = g.loc[(g["better"] == best) & g["significant"], "worse"].tolist()
+        tied = g.loc[(g["better"] == best) & ~g["significant"], "worse"].tolist()
+        text = f"{model} at ρ = {ratio:g}: {best} is lowest"
+        text += f", significantly below {', '.join(beaten)}" if beaten else ""
+        text += f"; not distinguishable from {', '.join(tied)}" if tied else ""
+        out.append(text + ".")
+    return " ".join(out)
+
+
 def build_report(results_dir, out_dir) -> Path:
     """Write the report for the store at ``results_dir`` into ``out_dir``; return the path of index.html."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"report folder {out_dir} exists and is not a directory")
-    rows, refs = data.prepare(data.load(results_dir))
+    store = data.load(results_dir)
+    rows, refs = data.prepare(data.solves(store))
     run_rows = data.runs(rows)
     fig_dir = out_dir / "figures"
-    comp = lm.compression(results_dir)
+    evaluated = set(lm.evaluations(store)["solver"])
     ttt = targets.time_to_target(rows)
     rank = verdict.ranking(ttt, run_rows)
     order = verdict.order(run_rows, rank)
     baseline = verdict.best_baseline(run_rows)
     iterative = [c for c in order if c not in verdict.closed_forms(run_rows)]
     shown = iterative + ([baseline] if baseline else [])
-    extra = sorted(set(comp["solver"]) - set(order)) if comp is not None else []
+    extra = sorted(evaluated - set(order))
     colours = palette(order + extra)
     if baseline:
         colours[baseline] = BASELINE_STYLE  # the reference level looks the same in every figure
@@ -187,11 +213,11 @@ def build_report(results_dir, out_dir) -> Path:
                     "faster (the tightest one reached), or, reaching none, ends at a lower suboptimality."),
                Image(f"figures/{win_png.name}", "win-rate matrix")]
     blocks += _event_blocks(ev)
-    for k, inst in enumerate(refs.index):
+    for k, inst in enumerate(data.sectioned(refs, rows)):
         blocks += _instance_blocks(inst, rows[rows["instance"] == inst], refs.loc[inst],
                                    ttt[ttt["instance"] == inst], run_rows[run_rows["instance"] == inst],
                                    colours, shown, order, baseline, ev[ev["instance"] == inst], fig_dir, k)
-    blocks += _lm_blocks(results_dir, comp, colours, fig_dir)
+    blocks += _lm_blocks(results_dir, store, colours, fig_dir)
     blocks += _clock_blocks(run_rows, flagged_runs)
     blocks += [Heading(2, "Problems"), Table(tables.problems_table(refs, run_rows)),
                Heading(2, "Environment"), Table(tables.environment_table(run_rows))]

@@ -22,15 +22,33 @@ import pandas as pd
 TARGETS = (1e-2, 1e-4, 1e-6)  # relative suboptimality levels of time to target (1e-4: the verdict's)
 
 
+SECTIONED_LAYERS = 24  # beyond this many layer instances of a compressed model, no per-instance sections
+
+
 def load(results_dir) -> pd.DataFrame:
     """The store's rows (``bench.results.load``); a clear error when the directory holds no runs."""
     from bench import results
 
     df = results.load(results_dir)
-    if df.empty:
+    if df.empty or (df["record"] == "evaluation").all():
         raise ValueError(f"no runs in {Path(results_dir) / results.RUNS}: "
                          f"run `wlrbench run ... --out {results_dir}` first")
     return df
+
+
+def solves(store: pd.DataFrame) -> pd.DataFrame:
+    """The solver runs of the store, without the model evaluations (``record`` "evaluation")."""
+    return store[store["record"] != "evaluation"].reset_index(drop=True)
+
+
+def sectioned(refs: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
+    """The instances that get a section of their own: all, except the layers of a compressed model when there
+    are more than ``SECTIONED_LAYERS`` of them (a whole model's hundreds of layers are summarised by the
+    profiles and the model section instead)."""
+    layers = set(rows.loc[rows["model"].fillna("") != "", "instance"])
+    if len(layers) <= SECTIONED_LAYERS:
+        return list(refs.index)
+    return [inst for inst in refs.index if inst not in layers]
 
 
 def _instance_labels(df: pd.DataFrame) -> pd.Series:

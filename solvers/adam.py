@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import torch
 
+from problems.objective import weighted_squared_error
+from solvers.base import converged, default_tolerance, exact_level
+from solvers.budget import check_budget
 from solvers.first_order import (BATCH_ROWS, MOMENTUM, PATIENCE, FirstOrderSolver, MomentumSolver, MomentumState,
                                  Plateau)
 from solvers.initial import batched_initial_factors, factor_scale
 from solvers.objective import value_and_grad
-from solvers.budget import check_budget
 from solvers.params import Real
 
 
@@ -45,13 +47,18 @@ def adam_displacement(g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, k: int,
 
 
 def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *,
-                  max_iter: int = FirstOrderSolver.default_max_iter, tol: float = FirstOrderSolver.default_tol, lr: float = 1e-2, beta1: float = 0.9, beta2: float = 0.999,
-                  eps: float = 1e-8, patience: int = 200, seed: int = 0, init=None):
+                  max_iter: int = FirstOrderSolver.default_max_iter, tol: float | None = None, lr: float = 1e-2,
+                  beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, patience: int = 200, seed: int = 0,
+                  init=None, callback=None):
     """Full-batch Adam on B problems at once: A, W (B, m, n) on any device, float32/float64.
 
     Per problem b this is exactly the ``adam`` solver's full-batch iteration (its own α_b = lr·s_b, ε_b and
-    plateau record); the B problems share each batched product, O(B·mnr) per iteration. The loop stops when
-    every problem's relative decrease is ≤ tol (or its f is 0) or after ``max_iter`` iterations.
+    plateau record), and it stops where that solver would (``solvers.base.converged``: relative decrease
+    ≤ tol, None meaning the solver's default for the dtype, or an exact fit): from then on its factors are
+    frozen. The B problems share each batched product, O(B·mnr) per iteration. The loop ends when every
+    problem has stopped, after ``max_iter`` iterations, or when ``callback(k, f, active)`` returns a true
+    value; it is called with the (B,) float64 objectives of iterate k = 0, 1, ... and the (B,) mask of the
+    problems still iterating.
     init: None/"svd", "random" or (U, V) tensors (``solvers.initial.batched_initial_factors``).
     Returns U (B, m, r), V (B, n, r), the objectives (B,) float64 and the number of iterations done. A problem whose
     iterates diverge (too large an ``lr``) is not stopped: its objective ends far above Σ W A² (or non-finite),
@@ -60,21 +67,23 @@ def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *,
     Adam(lr=lr, beta1=beta1, beta2=beta2, eps=eps, patience=patience)  # validates the parameters
     check_budget(max_iter=max_iter, tol=tol, seed=seed)
     U, V = batched_initial_factors(A, W, rank, init, seed)
+    tol = default_tolerance(Adam.default_tol, A.dtype) if tol is None else tol
+    exact = exact_level(weighted_squared_error(A, W), A.dtype)
     per_problem = lambda t: t.to(A.dtype)[:, None, None]  # noqa: E731 - (B,) → broadcast over (B, ·, r)
     scale, plateau, rate = per_problem(factor_scale(A, rank)), Plateau(patience), lr
     first_u, first_v, second_u, second_v = (torch.zeros_like(X) for X in (U, V, U, V))  # Adam's moments
-    f_prev, eps_b, it = None, None, 0
+    f_prev, eps_b, it, active = None, None, 0, None
     while True:
         f, grad_u, grad_v = value_and_grad(A, W, U, V)
-        converged = f_prev is not None and bool(((f_prev - f).abs() <= tol * f_prev).all())
-        if converged or it >= max_iter:
+        active = torch.ones_like(f, dtype=torch.bool) if f_prev is None else active & ~converged(f_prev, f, tol, exact)
+        if (callback is not None and callback(it, f, active)) or it >= max_iter or not bool(active.any()):
             return U, V, f, it
         if eps_b is None:
             eps_b = per_problem(relative_eps(eps, grad_u, grad_v))
         it += 1
-        alpha = rate * scale
-        U = U + adam_displacement(grad_u, first_u, second_u, it, beta1, beta2, alpha, eps_b)
-        V = V + adam_displacement(grad_v, first_v, second_v, it, beta1, beta2, alpha, eps_b)
+        alpha, moving = rate * scale, active[:, None, None]
+        U = torch.where(moving, U + adam_displacement(grad_u, first_u, second_u, it, beta1, beta2, alpha, eps_b), U)
+        V = torch.where(moving, V + adam_displacement(grad_v, first_v, second_v, it, beta1, beta2, alpha, eps_b), V)
         rate = rate * per_problem(plateau.observe(f))
         f_prev = f
 

@@ -20,10 +20,10 @@ from typing import NamedTuple
 
 import torch
 
-from solvers.base import IterativeSolver
+from problems.objective import weighted_squared_error
+from solvers.base import IterativeSolver, converged, default_tolerance, exact_level
 from solvers.budget import check_budget
 from solvers.initial import batched_initial_factors
-from problems.objective import weighted_squared_error
 from solvers.params import Int, Real
 from solvers.weighted_lstsq import DEFAULT_MEMORY_BUDGET, Workspace, flops, row_solve
 
@@ -63,26 +63,35 @@ def sweep(A: torch.Tensor, W: torch.Tensor, U: torch.Tensor, V: torch.Tensor, re
     return U, V
 
 
-def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *, max_iter: int = 100, tol: float = 1e-10,
+def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *, max_iter: int = 100, tol: float | None = None,
                   reg: float = DEFAULT_REG, seed: int = 0, init=None,
-                  memory_budget: int = DEFAULT_MEMORY_BUDGET):
+                  memory_budget: int = DEFAULT_MEMORY_BUDGET, callback=None):
     """ALS on B problems at once: A, W (B, m, n) on any device, float32/float64.
 
-    All problems advance together through the same batched GEMMs and Cholesky solves; the loop stops when
-    every problem's relative decrease is ≤ tol (or its f is 0) or after ``max_iter`` sweeps.
+    All problems advance together through the same batched GEMMs and Cholesky solves, and each stops where
+    the ``als`` solver would stop on it alone (``solvers.base.converged``: its relative decrease ≤ tol, None
+    meaning the solver's default for the dtype, or an exact fit): from then on its factors are frozen. The
+    loop ends when every problem has stopped, after ``max_iter`` sweeps, or when ``callback(k, f, active)``
+    returns a true value; it is called at the start (k = 0) and after every sweep k with the (B,) float64
+    objectives f and the (B,) mask of the problems still iterating.
     init: None/"svd" (truncated SVD of each A, balanced), "random" (seeded Gaussian), or (U, V) tensors.
     Returns U (B, m, r), V (B, n, r), the objectives (B,) float64 and the number of sweeps done.
     """
     check_budget(max_iter=max_iter, tol=tol, seed=seed)
     U, V = batched_initial_factors(A, W, rank, init, seed)
+    tol = default_tolerance(ALS.default_tol, A.dtype) if tol is None else tol
+    exact = exact_level(weighted_squared_error(A, W), A.dtype)
     f = weighted_squared_error(A, W, U, V)
+    active = torch.ones_like(f, dtype=torch.bool)
     it, workspace = 0, Workspace()
-    while it < max_iter:
-        U, V = sweep(A, W, U, V, reg, memory_budget, workspace)
+    stop = callback is not None and callback(0, f, active)
+    while not stop and it < max_iter and bool(active.any()):
+        U1, V1 = sweep(A, W, U, V, reg, memory_budget, workspace)
+        U, V = torch.where(active[:, None, None], U1, U), torch.where(active[:, None, None], V1, V)
         it += 1
         f_prev, f = f, weighted_squared_error(A, W, U, V)
-        if bool(((f_prev - f).abs() <= tol * f_prev).all()):
-            break
+        active = active & ~converged(f_prev, f, tol, exact)
+        stop = callback is not None and callback(it, f, active)
     return U, V, f, it
 
 

@@ -37,6 +37,28 @@ REQUIREMENTS = {  # what a solver may require of a problem beyond A and W (``Sol
 }
 DIVERGENCE_FACTOR = 1e6  # f above this many times Σ W A² (the zero matrix's objective) means divergence
 EXACT_ULPS = 100  # a fit with f ≤ (EXACT_ULPS·eps)²·Σ W A² is exact to the working precision
+TOL_ULPS = 10  # the default relative-decrease tolerance is at least TOL_ULPS·eps of the working dtype
+
+
+def default_tolerance(tol: float, dtype: torch.dtype) -> float:
+    """A solver's default relative-decrease tolerance in ``dtype``: ``tol``, but at least TOL_ULPS·eps.
+
+    f is evaluated from factors stored in ``dtype``, so a relative change below a few units of its rounding
+    (1.2e-7 in float32) is noise and a tolerance of 1e-10 would never be met: a float32 run would go on
+    to its iteration cap. In float64 (eps 2.2e-16) every default here is above the floor and is unchanged."""
+    return max(float(tol), TOL_ULPS * torch.finfo(dtype).eps)
+
+
+def exact_level(weighted_norm, dtype: torch.dtype):
+    """f at or below this is an exact fit to the working precision: (EXACT_ULPS·eps)²·Σ W A² (elementwise)."""
+    return (EXACT_ULPS * torch.finfo(dtype).eps) ** 2 * weighted_norm
+
+
+def converged(f_prev, f, tol: float, exact):
+    """The stopping test of every iterative solve, after an iteration took f_prev to f: f is exact
+    (``exact_level``) or its relative decrease |f_prev − f| ≤ tol·f_prev. Floats, or tensors elementwise (a
+    batch of problems)."""
+    return (f <= exact) | (abs(f_prev - f) <= tol * f_prev)
 
 
 class SolverStop(Exception):
@@ -318,8 +340,8 @@ class IterativeSolver(Solver):
     bounded, so that ``time_limit`` is checked again. A diverging iterate (NaN/Inf, or f beyond
     ``DIVERGENCE_FACTOR`` × Σ W A²) ends the run with "diverged", returning, and tracing up to, the last
     finite iterate. Class defaults:
-    ``default_max_iter``, ``default_tol`` (relative decrease |f_prev − f| ≤ tol·f_prev counts as converged),
-    ``default_init`` (see ``solvers.initial``).
+    ``default_max_iter``, ``default_tol`` (relative decrease |f_prev − f| ≤ tol·f_prev counts as converged;
+    never below ``default_tolerance``'s floor for the working dtype), ``default_init`` (see ``solvers.initial``).
     """
 
     default_max_iter: ClassVar[int] = 500
@@ -337,12 +359,12 @@ class IterativeSolver(Solver):
 
     def _run(self, dp, clock, *, init, max_iter, tol, time_limit, seed, callback):
         max_iter = self.default_max_iter if max_iter is None else int(max_iter)
-        tol = self.default_tol if tol is None else float(tol)
+        tol = default_tolerance(self.default_tol, dp.dtype) if tol is None else float(tol)
         with clock.running():
             U, V = initial_factors(self.default_init if init is None else init, dp, seed=seed)
             state = self.start(dp, U, V)
         # A fit below the dtype's resolution of Σ W A² is exact: stop instead of chasing rounding noise.
-        exact = (EXACT_ULPS * torch.finfo(dp.dtype).eps) ** 2 * dp.problem.weighted_norm
+        exact = exact_level(dp.problem.weighted_norm, dp.dtype)
         ceiling = DIVERGENCE_FACTOR * dp.problem.weighted_norm
         f = dp.objective(*self.factors(state))
         trace = [TracePoint(0, clock.elapsed, f)]
@@ -376,7 +398,7 @@ class IterativeSolver(Solver):
             good = tuple(t.clone() for t in self.factors(state))
             if callback is not None and callback(trace[-1]):
                 stop = "callback"
-            elif f <= exact or abs(f_prev - f) <= tol * f_prev:
+            elif converged(f_prev, f, tol, exact):
                 stop = "converged"
         info.update(self.describe(state))
         U, V = good if stop == "diverged" else self.factors(state)

@@ -59,3 +59,11 @@ def language_model(kind: str = "causal", source: str = "tiny-test", **kw):
 
     model = llama(**kw) if kind == "causal" else bert(**kw)
     return LanguageModel(f"tiny-{kind}", kind, model, tokenizer(), source)
+
+
+def save_model(path, kind: str = "causal", **kw) -> str:
+    """A tiny Llama (``kind`` "causal") or BERT ("contrastive") and its tokenizer saved as a local Hugging Face
+    folder (``problems.lm.load_model`` reads it)."""
+    (llama(**kw) if kind == "causal" else bert(**kw)).save_pretrained(path)
+    tokenizer().save_pretrained(path)
+    return str(path)

@@ -5,7 +5,10 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+
+from bench.results import ROW_DEFAULTS
 
 ENV = {"env_python": "3.11.2", "env_torch": "2.13.0", "env_numpy": "2.0", "env_wlrbench": "0.1.0",
        "env_git": "abc1234", "env_hostname": "testhost", "env_platform": "Linux", "env_threads": 1,
@@ -21,14 +24,14 @@ def run_frame(problem, solver, trace, *, seed=0, wn, f_star=math.nan, stop="conv
     run_id = f"{problem}-{solver}-{seed}-{device}-{dtype}"
     rows = []
     for k, (it, t, f) in enumerate(trace):
-        rows.append({"run_id": run_id, "problem": problem, "family": family, "m": m, "n": n, "rank": rank,
+        rows.append({**ROW_DEFAULTS, "run_id": run_id, "problem": problem, "family": family, "m": m, "n": n, "rank": rank,
                      "param_ratio": rank * (m + n) / (m * n), "solver": solver, "solver_name": solver.split("[")[0],
                      "params": "{}", "seed": seed, "device": device, "dtype": dtype, "max_iter": -1,
                      "time_limit": time_limit, "iteration": it, "time": t, "objective": f, "rel_error": f / wn,
                      "f_star": f_star, "rel_f_star": f_star / wn, "weighted_norm": wn,
                      "final": k == len(trace) - 1, "n_iter": trace[-1][0], "stop_reason": stop,
                      "message": message, "wall_time": trace[-1][1] + 0.1, "info": json.dumps(info or {}), **ENV,
-                     "activation_error": math.nan, **CALIBRATION, "cpu_time": trace[-1][1] + 0.1,
+                     **CALIBRATION, "cpu_time": trace[-1][1] + 0.1,
                      **(calib or {})})
     return pd.DataFrame(rows)
 
@@ -77,3 +80,33 @@ VERDICT_RUNS = [  # a store whose verdict is known (tests/test_verdict.py)
     ("P2", "svd", 0, [(0, 0.001, 3.0)], dict(KW, stop="closed_form")),  # s = 0.02
     ("P3", "svd", 0, [(0, 0.001, 1.5)], dict(KW, stop="closed_form")),  # s = 0.005
 ]
+
+
+def evaluation_frame(model, solver, ratio, unit_means, *, n_params, layers=None, terms=127):
+    """The row of one model evaluation (record "evaluation") whose held-out units have mean losses ``unit_means``
+    (each unit ``terms`` predicted tokens); ``layers``: Linear name → the run id it used."""
+    from problems.lm.bootstrap import interval
+
+    sums = np.asarray(unit_means, float) * terms
+    counts = np.full(len(sums), float(terms))
+    loss, low, high = interval(sums, counts)
+    info = {"layers": layers or {}, "kind": "causal",
+            "units": {"loss": sums.tolist(), "terms": counts.tolist(), "hits": [0.0] * len(sums)}}
+    row = {**ROW_DEFAULTS, "run_id": f"eval-{model}-{solver}-{ratio}", "problem": model, "family": "", "m": 0, "n": 0, "rank": 0,
+           "param_ratio": ratio, "solver": solver, "solver_name": solver.split("[")[0], "params": "{}", "seed": 0,
+           "device": "cpu", "dtype": "float32", "max_iter": -1, "time_limit": math.nan, "iteration": 0, "time": 1.0,
+           "objective": math.nan, "rel_error": math.nan, "f_star": math.nan, "rel_f_star": math.nan,
+           "weighted_norm": math.nan, "final": True, "n_iter": 0, "stop_reason": "evaluated", "message": "",
+           "wall_time": 1.5, "info": json.dumps(info), **ENV, "record": "evaluation", "model": model, "layer": -1,
+           "module": "", "tol": math.nan, "n_params": n_params, "eval_loss": loss, "eval_loss_low": low,
+           "eval_loss_high": high, "eval_accuracy": math.nan, "eval_accuracy_low": math.nan,
+           "eval_accuracy_high": math.nan}
+    return pd.DataFrame([row])
+
+
+def write_evaluations(root: Path, frames) -> Path:
+    """Write evaluation rows (``evaluation_frame``) into the store at ``root``."""
+    (root / "runs").mkdir(parents=True, exist_ok=True)
+    for frame in frames:
+        frame.to_parquet(root / "runs" / f"{frame['run_id'].iat[0]}.parquet", index=False)
+    return root

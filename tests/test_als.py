@@ -159,6 +159,22 @@ def test_solve_batched_matches_one_problem_at_a_time():
         assert float(f[b]) == pytest.approx(one.objective, rel=1e-10)
 
 
+@pytest.mark.parametrize("tol", [1e-4, 1e-8])
+def test_solve_batched_stops_each_problem_where_the_solver_alone_stops(tol):
+    problems = [synthetic.heavy_tailed(m=20, n=15, rank=3, seed=s) for s in range(3)]
+    A, W = torch.stack([p.A for p in problems]), torch.stack([p.W for p in problems])
+    inits = [_random_init(p, seed=s) for s, p in enumerate(problems)]
+    seen = []
+    U, V, f, it = solve_batched(A, W, 3, max_iter=500, tol=tol, init=tuple(map(torch.stack, zip(*inits))),
+                                callback=lambda k, f, active: seen.append(active.clone()) and False)
+    alone = [solvers.get("als").solve(p, init=inits[b], max_iter=500, tol=tol) for b, p in enumerate(problems)]
+    stops = [next(k for k, active in enumerate(seen) if not active[b]) for b in range(3)]
+    assert stops == [one.n_iter for one in alone] and it == max(stops) and len(set(stops)) > 1
+    for b, one in enumerate(alone):
+        torch.testing.assert_close(U[b], one.U, rtol=1e-9, atol=1e-11)  # frozen where it stopped
+        assert one.stop_reason == "converged"
+
+
 def test_solve_batched_default_init_converges_and_validates_input():
     problems = [synthetic.planted(m=20, n=15, rank=2, seed=s) for s in range(2)]
     A = torch.stack([p.A for p in problems]).float()

@@ -141,3 +141,15 @@ def test_declared_parameters_are_the_whole_check():
     with pytest.raises(TypeError, match="Choice"):
         class Loose(Scale):  # noqa: F841 - a string parameter must declare its choices
             parameters = {"mode": "a"}
+
+
+def test_default_tolerance_is_reachable_in_float32():
+    from solvers.base import TOL_ULPS, default_tolerance
+
+    assert default_tolerance(1e-10, torch.float64) == 1e-10  # float64 defaults are unchanged
+    assert default_tolerance(1e-10, torch.float32) == pytest.approx(TOL_ULPS * 1.1920929e-07)
+    p = synthetic.heavy_tailed(m=40, n=30, rank=4).with_rank(4)
+    res = solvers.get("als").solve(p, dtype="float32")  # tol 1e-10 would never be met: 1000 sweeps
+    assert res.stop_reason == "converged" and res.n_iter < 1000
+    explicit = solvers.get("als").solve(p, dtype="float32", tol=0.0, max_iter=res.n_iter + 5)
+    assert explicit.n_iter == res.n_iter + 5  # an explicit tol is taken as given

@@ -58,3 +58,17 @@ def test_parse_solver_specs_checks_the_registry_and_expands_grids():
     with pytest.raises(ValueError, match="empty grid"):
         expand_grid({"reg": []})
 
+
+
+def test_a_spec_may_set_its_runs_budget():
+    from bench.grid import label, split_budget
+
+    (name, params), = parse_solver_specs("als[reg=1e-3,tol=1e-6,time_limit=inf]")
+    solver_params, budget = split_budget(params)
+    assert solver_params == {"reg": 1e-3} and budget == {"tol": 1e-6, "time_limit": float("inf")}
+    assert label(solvers.get(name, **solver_params), budget) == "als[reg=0.001,tol=1e-06,time_limit=inf]"
+    assert label(solvers.get("svd"), {"max_iter": 3}) == "svd[max_iter=3]" and label(solvers.get("svd"), {}) == "svd"
+    assert len(parse_solver_specs("adam[max_iter=[10,20]]")) == 2  # budgets take grids too
+    for bad, message in [("als[tol=-1]", "tol"), ("als[max_iter=1.5]", "max_iter"), ("als[time_limit=0]", "time_limit")]:
+        with pytest.raises((ValueError, TypeError), match=message):
+            split_budget(parse_solver_specs(bad)[0][1])

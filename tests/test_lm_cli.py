@@ -10,6 +10,7 @@ pytest.importorskip("tokenizers")
 
 import lm_tiny  # noqa: E402
 import solvers  # noqa: E402
+from bench import results  # noqa: E402
 from bench.cli import main  # noqa: E402
 from bench.commands.svd_risk import correlations, risk_table  # noqa: E402
 from problems import lm as lmpkg  # noqa: E402
@@ -18,10 +19,7 @@ from problems.lm import models  # noqa: E402
 
 @pytest.fixture
 def folder(tmp_path):
-    path = tmp_path / "tiny-llama"
-    lm_tiny.llama().save_pretrained(path)
-    lm_tiny.tokenizer().save_pretrained(path)
-    return str(path)
+    return lm_tiny.save_model(tmp_path / "tiny-llama")
 
 
 @pytest.fixture
@@ -39,23 +37,33 @@ def test_fisher_command_computes_then_loads(folder, text, tmp_path, capsys):
     assert "loaded from cache" in out and "tokens/s" in out
 
 
-def test_compress_writes_model_table(folder, text, tmp_path, capsys):
-    out, results = tmp_path / "table.csv", tmp_path / "results"
-    rc = main(["compress", "--model", folder, "--text", text, "--eval-text", text, "--tokens", "64",
-               "--eval-tokens", "64", "--solver", "svd,fwsvd_row", "--param-ratio", "0.25,0.5", "--layers", "0-1",
-               "--modules", "q,up,down", "--cache", str(tmp_path / "cache"), "--out", str(out),
-               "--results-dir", str(results), "--per-layer", "--no-progress"])
-    assert rc == 0
-    table = pd.read_csv(out)
-    assert list(table.columns[:6]) == ["model", "solver", "param_ratio", "n_params", "eval_loss", "mean_rel_error"]
-    assert list(table.solver) == ["dense", "svd", "svd", "fwsvd_row", "fwsvd_row"]
+def test_compress_stores_layers_and_models_and_exports_the_tables(folder, text, tmp_path, capsys):
+    store, table_csv, layers_csv = tmp_path / "store", tmp_path / "table.csv", tmp_path / "layers.csv"
+    argv = ["compress", "--model", folder, "--text", text, "--eval-text", text, "--tokens", "64", "--eval-tokens",
+            "256", "--solver", "svd,fwsvd_row", "--param-ratio", "0.25,0.5", "--layers", "0-1", "--modules",
+            "q,up,down", "--cache", str(tmp_path / "cache"), "--out", str(store), "--table", str(table_csv),
+            "--layers-out", str(layers_csv), "--per-layer", "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    table = pd.read_csv(table_csv)
+    assert list(table.columns[:8]) == ["model", "solver", "param_ratio", "n_params", "eval_loss", "loss_low",
+                                       "loss_high", "Δ loss vs dense"]
+    assert table.solver[0] == "dense" and sorted(table.solver[1:]) == ["fwsvd_row"] * 2 + ["svd"] * 2
     dense = table.iloc[0]
-    assert dense.mean_rel_error == 0 and "perplexity" in table.columns
+    assert dense.mean_rel_error == 0 and "perplexity" in table.columns and (table.n_layers[1:] == 6).all()
     assert (table.n_params[1:] < dense.n_params).all() and table.eval_loss.map(math.isfinite).all()
-    assert table.query("solver == 'svd'").n_params.is_monotonic_increasing  # ρ 0.25 then 0.5
-    (written,) = (results / "compression").glob("tiny-llama-*.csv")
-    assert pd.read_csv(written).equals(table)
-    assert "rank" in capsys.readouterr().out
+    assert (table.loss_low <= table.eval_loss).all() and (table.eval_loss <= table.loss_high).all()
+    assert list(table.param_ratio[1:]) == [0.5, 0.5, 0.25, 0.25]
+    layers = pd.read_csv(layers_csv)
+    assert len(layers) == 6 * 2 * 2 and set(layers.module) == {"q", "up", "down"}
+    from reports import lm as report
+
+    again = report.model_table(results.load(store))  # the CSV is an export of the store
+    pd.testing.assert_frame_equal(again[["solver", "param_ratio", "n_params", "eval_loss", "loss_low"]],
+                                  table[["solver", "param_ratio", "n_params", "eval_loss", "loss_low"]])
+    assert "rank" in out and "Paired bootstrap" in out
+    assert main(argv) == 0  # resumed: everything is in the store, nothing is solved again
+    assert pd.read_csv(table_csv).equals(table)
 
 
 def test_risk_table_measures_loss_increase(text):
@@ -123,8 +131,8 @@ def test_risk_table_reports_each_new_row_and_reuses_done_ones():
     (["svd-risk", "--suite", "nosuch"], "unknown suite"),
     (["svd-risk", "--suite", "synthetic-small", "--eval-tokens", "0"], "positive"),
 ])
-def test_bad_input_is_one_line_exit_2(argv, message, capsys):
-    assert main(argv) == 2
+def test_bad_input_is_one_line_exit_2(argv, message, capsys, tmp_path):
+    assert main(argv + (["--out", str(tmp_path / "store")] if argv[0] == "compress" else [])) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
 

@@ -10,16 +10,23 @@ pytest.importorskip("tokenizers")
 import lm_tiny  # noqa: E402
 import solvers  # noqa: E402
 from problems.lm.build import lm_problems  # noqa: E402
-from problems.lm.compress import (FactorizedLinear, compressed_metrics, factorize, n_params,  # noqa: E402
-                                  replace_linears)
+from problems.lm.compress import FactorizedLinear, compressed_metrics, n_params, replace_linears  # noqa: E402
 from problems.lm.fisher import fisher  # noqa: E402
 from problems.lm.loss import batch_loss, evaluate  # noqa: E402
 from problems.lm.text import causal_batches, pair_batches  # noqa: E402
+from problems.problem import rank_for_param_ratio  # noqa: E402
 
 
 @pytest.fixture
 def text(tmp_path):
     return lm_tiny.write_text(tmp_path / "docs.txt")
+
+
+def _solve_all(problems, solver, ratio):
+    """({layer name: (U, V)}, [rel_error per layer]) of ``solver`` on every problem at ratio ``ratio``."""
+    fits = {p.meta["name"]: solvers.get(solver).solve(p.with_rank(rank_for_param_ratio(*p.shape, ratio)))
+            for p in problems}
+    return {n: (r.U, r.V) for n, r in fits.items()}, [r.rel_error for r in fits.values()]
 
 
 def _exact_factors(lm, names):
@@ -100,10 +107,12 @@ def test_problems_compress_and_evaluate_end_to_end(text):
         assert torch.equal(p.A, lm.weight(p.meta["name"]).detach())
     batches = causal_batches(lm.tokenizer, text, 64, seq_len=32, batch_size=2)
     dense = compressed_metrics(lm, {}, batches)
-    full, rows = factorize(problems, solvers.get("svd"), param_ratio=10.0)  # rank = min(m, n): exact
-    assert all(r["rel_error"] < 1e-8 for r in rows)
+    full, errors = _solve_all(problems, "svd", 10.0)  # rank = min(m, n): exact
+    assert all(e < 1e-8 for e in errors)
     assert compressed_metrics(lm, full, batches)["eval_loss"] == pytest.approx(dense["eval_loss"], abs=1e-4)
-    low, rows = factorize(problems, solvers.get("fwsvd_row"), param_ratio=0.25)
+    low, errors = _solve_all(problems, "fwsvd_row", 0.25)
     m = compressed_metrics(lm, low, batches)
-    assert m["n_params"] < dense["n_params"] and all(0 < r["rel_error"] < 1 for r in rows)
+    assert m["n_params"] < dense["n_params"] and all(0 < e < 1 for e in errors)
     assert m["eval_loss"] != dense["eval_loss"]
+    units = m["units"]  # per 32-token block: the loss is their term-weighted mean
+    assert len(units.loss) == 2 and m["eval_loss"] == pytest.approx(units.loss.sum() / units.terms.sum())

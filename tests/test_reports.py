@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench import results
 from bench.cli import main
 from reports import build_report, lm
-from tests.reports_store import KNOWN_RUNS, write_store
+from tests.reports_store import KNOWN_RUNS, evaluation_frame, write_evaluations, write_store
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -16,12 +17,16 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     root = write_store(tmp_path_factory.mktemp("results"))
-    (root / "compression").mkdir()
-    pd.DataFrame({"model": "tiny", "solver": ["dense", "svd", "als", "svd", "als"],
-                  "param_ratio": [1.0, 0.3, 0.3, 0.5, 0.5], "n_params": [100, 30, 30, 50, 50],
-                  "eval_loss": [2.0, 3.0, 2.5, 2.4, 2.1], "mean_rel_error": [0, 0.3, 0.2, 0.1, 0.05],
-                  "perplexity": np.exp([2.0, 3.0, 2.5, 2.4, 2.1])}).to_csv(root / "compression" / "tiny-1.csv",
-                                                                            index=False)
+    noise = np.random.default_rng(0).normal(0, 0.3, 40)  # held-out units of unequal difficulty
+    write_evaluations(root, [
+        evaluation_frame("tiny", "dense", 1.0, 2.0 + noise, n_params=100),
+        # ρ = 0.5: svd is als plus 0.02 on every unit, a shift far inside either interval but certain when paired
+        evaluation_frame("tiny", "als", 0.5, 2.1 + noise, n_params=50, layers={"l.0.q": "P1-a-0-cpu-float64"}),
+        evaluation_frame("tiny", "svd", 0.5, 2.12 + noise, n_params=50, layers={"l.0.q": "P1-b-0-cpu-float64"}),
+        # ρ = 0.3: the two differ by unit-level noise of mean zero: not significant
+        evaluation_frame("tiny", "als", 0.3, 2.5 + noise, n_params=30),
+        evaluation_frame("tiny", "svd", 0.3, 2.5 + noise + np.random.default_rng(1).normal(0, 0.01, 40), n_params=30),
+    ])
     (root / "svd_risk").mkdir()
     risk = np.array([0.1, 0.5, 0.2, 0.9, 0.4])
     pd.DataFrame({"problem": [f"layer{k}" for k in range(5)], "svd_risk": risk,
@@ -71,9 +76,18 @@ def test_summary_tables_hold_the_known_times(report):
 def test_real_lm_sections(report, store):
     _, html, md = report
     assert "Whole-model compression" in md and "SVD risk" in md
-    table = lm.compression_table(lm.compression(store))
-    assert table["solver"].iloc[0] == "dense" and "perplexity" in table
-    assert table.loc[table["solver"] == "als", "Δ loss vs dense"].round(6).tolist() == [0.5, 0.1]
+    store_rows = results.load(store)
+    table = lm.model_table(store_rows)
+    assert table["solver"].iloc[0] == "dense" and "perplexity" in table and list(table["param_ratio"]) == [1, .5, .5, .3, .3]
+    assert table.loc[table["solver"] == "als", "Δ loss vs dense"].round(6).tolist() == [0.1, 0.5]
+    joined = table.set_index(["solver", "param_ratio"])
+    assert joined.loc[("svd", 0.5), "mean_rel_error"] == pytest.approx(1.01 / 101)  # P1-b's final rel_error
+    assert (table["loss_low"] < table["eval_loss"]).all() and (table["eval_loss"] < table["loss_high"]).all()
+    pairs = lm.significance(store_rows).set_index("param_ratio")
+    assert pairs.loc[0.5, ["better", "worse"]].tolist() == ["als", "svd"] and pairs.loc[0.5, "significant"]
+    assert pairs.loc[0.5, "Δ loss"] == pytest.approx(0.02) and pairs.loc[0.5, "Δ low"] == pytest.approx(0.02)
+    assert not pairs.loc[0.3, "significant"]
+    assert "als is lowest, significantly below svd" in md and "not distinguishable from" in md
     risk = lm.svd_risk_table(lm.svd_risk(store))  # monotone penalty → rho = 1; loss_increase unmeasured
     assert risk["penalty"].tolist() == ["svd_error_ratio"] and risk["Spearman rho"].iloc[0] == pytest.approx(1)
 

@@ -1,12 +1,8 @@
 """bench.runner: run ids, skipping finished runs, isolation of failing solvers, resume after SIGKILL, Dask."""
 import json
 import math
-import os
-import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,29 +13,9 @@ import solvers
 from bench import results
 from bench.runner import plan, run_grid
 from problems import save, synthetic
+from tests.processes import kill_after, wlrbench
 
-ROOT = Path(__file__).resolve().parent.parent
-TESTS = Path(__file__).resolve().parent
 TIMING = ["time", "wall_time", "started_at", "env_threads", *results.CALIBRATION_COLUMNS]
-
-
-def wlrbench(*args, env=None, **kw):
-    """``python -m bench ARGS`` in a subprocess that can import the plugin solvers of tests/plugin_solvers.py."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]), **(env or {})}
-    return [sys.executable, "-m", "bench", *args], dict(cwd=ROOT, env=env, **kw)
-
-
-def _children(pid):
-    """Child process ids, whichever thread started them (Linux /proc; empty where unavailable)."""
-    return [int(c) for f in Path(f"/proc/{pid}/task").glob("*/children") for c in f.read_text().split()]
-
-
-def _running(pid):
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"  # a zombie has exited (an orphan may wait for a container's init to reap it)
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +69,20 @@ def test_run_grid_writes_one_file_per_run_and_skips_finished_runs(tmp_path):
     assert [f.stem for f in redone] == list(subset["run_id"].unique())
 
 
+def test_batched_grid_stores_each_member_as_its_own_run(tmp_path):
+    probs = [synthetic.heavy_tailed(m=24, n=18, rank=3, seed=s) for s in range(3)] + [synthetic.constant(m=20, n=15, rank=2)]
+    kw = dict(seeds=[0], progress=False, max_iter=4, tol=0.0)
+    alone = run_grid(probs, ["als", "svd"], out=tmp_path / "alone", **kw).query("final").set_index(["problem", "solver"])
+    together = run_grid(probs, ["als", "svd"], out=tmp_path / "together", batched=True, **kw)
+    final = together.query("final").set_index(["problem", "solver"])
+    sizes = final["info"].map(lambda i: json.loads(i).get("batch", {}).get("size"))
+    assert sorted(sizes.loc[(slice(None), "als")]) == [1, 3, 3, 3] and sizes.loc[(slice(None), "svd")].isna().all()
+    np.testing.assert_allclose(final["objective"], alone.loc[final.index, "objective"], rtol=1e-9)
+    assert (final["n_iter"] == alone.loc[final.index, "n_iter"]).all()
+    ids = lambda frame, solver: set(frame.xs(solver, level="solver")["run_id"])  # noqa: E731
+    assert not ids(final, "als") & ids(alone, "als") and ids(final, "svd") == ids(alone, "svd")  # svd: no batching
+
+
 @pytest.mark.slow
 def test_failing_solvers_are_recorded_and_the_sweep_continues(problem_file, tmp_path):
     cmd, kw = wlrbench("run", "--problem", str(problem_file), "--out", str(tmp_path), "--quiet",
@@ -128,21 +118,8 @@ def test_resume_after_sigkill_loses_and_redoes_nothing(problem_file, tmp_path):
     cmd, kw = wlrbench("run", "--problem", str(problem_file), "--out", str(tmp_path), "--quiet",
                        "--solvers", "plugin_sleep[seconds=0.3]", "--repeats", str(runs),
                        env={"WLRBENCH_PLUGINS": "plugin_solvers"})
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
-    folder, deadline = tmp_path / "runs", time.monotonic() + 120
-    while len(list(folder.glob("*.parquet"))) < 3:
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline, "the sweep did not get going"
-        time.sleep(0.05)
-    workers = _children(proc.pid)
-    assert workers or not Path(f"/proc/{proc.pid}/task").exists(), "the sweep runs in no worker process"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
-    deadline = time.monotonic() + 30
-    while any(_running(w) for w in workers):  # orphaned workers notice and exit
-        assert time.monotonic() < deadline, f"worker processes {workers} outlived their parent"
-        time.sleep(0.2)
+    folder = tmp_path / "runs"
+    kill_after(cmd, kw, folder, 3)
     before = {f.name: f.stat().st_mtime_ns for f in folder.glob("*.parquet")}
     assert 3 <= len(before) < runs, "killed too late to test a resume"
     frame_before = results.load(tmp_path)  # stray temporary files, if any, are not runs

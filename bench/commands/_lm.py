@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 
@@ -31,14 +30,20 @@ def fisher_args(args) -> dict:
 
 
 def add_solve_options(p) -> None:
-    """--max-iter, --time-limit: per-layer limits for iterative solvers (ALS defaults to 1000 sweeps); --device."""
-    p.add_argument("--max-iter", type=int, default=None, help="iteration cap per layer (iterative solvers)")
-    p.add_argument("--time-limit", type=float, default=None, help="solver seconds per layer")
+    """--max-iter, --tol, --time-limit: the per-layer budget of iterative solvers, by default the model-scale
+    one of ``bench.compression`` (no default runs unbounded); --device."""
+    from bench.compression import LAYER_TIME_LIMIT, LAYER_TOL
+
+    p.add_argument("--max-iter", type=int, default=None, help="iteration cap per layer (default: the solver's)")
+    p.add_argument("--tol", type=float, default=LAYER_TOL,
+                   help=f"relative decrease per iteration that ends a layer's solve (default {LAYER_TOL:g})")
+    p.add_argument("--time-limit", type=float, default=LAYER_TIME_LIMIT,
+                   help=f"solver seconds per layer (default {LAYER_TIME_LIMIT:g}; inf: none)")
     p.add_argument("--device", default=None, help="where the solvers run (cpu, cuda); the model stays on the CPU")
 
 
 def solve_kwargs(args) -> dict:
-    pairs = (("max_iter", args.max_iter), ("time_limit", args.time_limit), ("device", args.device))
+    pairs = (("max_iter", args.max_iter), ("tol", args.tol), ("time_limit", args.time_limit), ("device", args.device))
     return {k: v for k, v in pairs if v is not None}
 
 
@@ -65,11 +70,13 @@ def parse_solvers(text: str) -> list:
     """Solver instances from solver specs, with the same grid syntax as ``wlrbench run``
     (``svd,als[reg=[0,1e-4]]``)."""
     import solvers
-    from bench.grid import parse_solver_specs
+    from bench.grid import parse_solver_specs, split_budget
 
     specs = parse_solver_specs(str(text))
     if not specs:
         raise ValueError("no solver given")
+    if any(split_budget(params)[1] for _, params in specs):
+        raise ValueError("this command takes the budget from --max-iter/--tol/--time-limit, not from solver specs")
     return [solvers.get(name, **params) for name, params in specs]
 
 
@@ -79,10 +86,6 @@ def default_weighted_solvers() -> str:
 
     preferred = ["fwsvd_row", "separable", "als"]
     return ",".join(n for n in preferred if n in solvers.available())
-
-
-def stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
 def write_csv(frame, path) -> Path:

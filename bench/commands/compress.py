@@ -1,53 +1,34 @@
 """``wlrbench compress``: replace a real LM's Linear layers by rank-r factorisations from registered solvers and
-measure the held-out loss before and after (the core table of the FWSVD/TFWSVD papers)."""
+measure the held-out loss before and after (the core table of the FWSVD/TFWSVD papers), as a grid on the
+runner (``bench.compression``): every layer solve and every model evaluation is a record of the store ``--out``,
+resumable; the printed table and the CSV files are exports of that store."""
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 
 from bench.commands._lm import (add_fisher_options, add_solve_options, default_weighted_solvers, fisher_args,
-                                missing_packages_are_usage_errors, parse_floats, parse_solvers,
-                                solve_kwargs, stamp, write_csv)
+                                missing_packages_are_usage_errors, parse_floats, write_csv)
 from bench.tables import print_table
 
-MODEL_COLUMNS = ["model", "solver", "param_ratio", "n_params", "eval_loss", "mean_rel_error"]
-
-
-def compress_table(lm, problems, solver_list, ratios, eval_batches, *, seed=0, solve_kw=None, log=print):
-    """(model-level rows: dense first, then one per solver × ratio; per-layer rows)."""
-    import math
-
-    from problems.lm.compress import compressed_metrics, factorize
-
-    dense = compressed_metrics(lm, {}, eval_batches)
-    log(f"dense: eval_loss={dense['eval_loss']:.4f} ({dense['eval_time']:.1f} s)")
-    model_rows = [{"model": lm.name, "solver": "dense", "param_ratio": 1.0, **dense, "mean_rel_error": 0.0,
-                   "max_rel_error": 0.0, "n_layers": 0, "solve_time": 0.0}]
-    layer_rows = []
-    for solver in solver_list:
-        for ratio in ratios:
-            factors, rows = factorize(problems, solver, param_ratio=ratio, seed=seed, **(solve_kw or {}))
-            metrics = compressed_metrics(lm, factors, eval_batches)
-            errors = [r["rel_error"] for r in rows]
-            row = {"model": lm.name, "solver": solver.label, "param_ratio": ratio, **metrics,
-                   "mean_rel_error": sum(errors) / len(errors), "max_rel_error": max(errors),
-                   "n_layers": len(rows), "solve_time": sum(r["time"] for r in rows)}
-            model_rows.append(row)
-            layer_rows += [{**r, "param_ratio": ratio, "model_eval_loss": metrics["eval_loss"]} for r in rows]
-            log(f"{solver.label} ρ={ratio:g}: eval_loss={row['eval_loss']:.4f} "
-                f"(Δ={row['eval_loss'] - dense['eval_loss']:+.4f}), mean rel_error={row['mean_rel_error']:.4f}"
-                + ("" if math.isfinite(row["eval_loss"]) else " (non-finite loss)"))
-    return model_rows, layer_rows
+TABLE_COLUMNS = ["model", "solver", "param_ratio", "n_params", "eval_loss", "loss_low", "loss_high",
+                 "Δ loss vs dense", "mean_rel_error", "solve_time"]
 
 
 def run(args) -> int:
-    import pandas as pd
-
+    from bench.compression import compress
+    from bench.evaluation import HeldOut
     from problems.lm import EVAL_TEXT, fisher, lm_problems, load_model
     from problems.lm.text import batches_for
+    from reports import lm as report
+
+    from bench.grid import parse_solver_specs
+    from bench.runner import load_plugins
 
     opts = fisher_args(args)
     ratios = parse_floats(args.param_ratio, "--param-ratio")
-    solver_list = parse_solvers(args.solver or "svd," + default_weighted_solvers())
+    specs = args.solver or "svd," + default_weighted_solvers()
+    load_plugins(args.plugin)
+    parse_solver_specs(specs)  # a bad spec fails now, not after the model and its Fisher are loaded
     if args.eval_tokens is not None and args.eval_tokens <= 0:
         raise ValueError(f"--eval-tokens must be positive, got {args.eval_tokens}")
     with missing_packages_are_usage_errors():
@@ -57,41 +38,61 @@ def run(args) -> int:
     print(f"{lm.name}: {len(names)} Linear weights; Fisher on {res.tokens} tokens "
           f"({'cached' if res.cached else f'{res.tokens_per_second:.0f} tokens/s'})")
     problems = lm_problems(lm, names, res, text=opts["text"], seed=opts["seed"])
-    eval_batches = batches_for(lm, args.eval_text or EVAL_TEXT, args.eval_tokens, seed=0)
-    model_rows, layer_rows = compress_table(lm, problems, solver_list, ratios, eval_batches, seed=args.seed,
-                                            solve_kw=solve_kwargs(args))
-    layers = pd.DataFrame(layer_rows)
-    table = pd.DataFrame(model_rows)
-    table = table[MODEL_COLUMNS + [c for c in table.columns if c not in MODEL_COLUMNS]]
+    held_out = HeldOut(args.model, str(opts["cache_dir"]), args.eval_text or EVAL_TEXT, args.eval_tokens)
+    with missing_packages_are_usage_errors():
+        batches_for(lm, held_out.text, held_out.tokens)  # a bad held-out text fails now, not after the solves
+    try:
+        store = compress(problems, specs, ratios, held_out=held_out,
+                         model_name=lm.name, out=args.out, max_iter=args.max_iter, tol=args.tol,
+                         time_limit=args.time_limit, device=args.device, dtype=args.dtype, jobs=args.jobs,
+                         scheduler=args.scheduler, executor=args.executor, force=args.force,
+                         progress=not args.no_progress, batched=args.batched, wall_limit=args.wall_limit,
+                         plugins=args.plugin, log=lambda line: print(line, file=sys.stderr))
+    except KeyboardInterrupt:
+        print(f"wlrbench: interrupted; the finished layers and models are in {args.out}: run the same command "
+              "to resume", file=sys.stderr)
+        return 130
+    table, layers = report.model_table(store), report.layer_table(store)
     if args.per_layer:
-        print_table(layers[["solver", "param_ratio", "problem", "m", "n", "rank", "rel_error", "time"]])
-    print_table(table)
-    if args.out:
-        print(f"model table: {write_csv(table, args.out)}")
+        print_table(layers[["solver", "param_ratio", "problem", "m", "n", "rank", "rel_error", "time",
+                            "stop_reason"]])
+    print_table(table[[c for c in TABLE_COLUMNS if c in table] + [c for c in ("perplexity", "retrieval_accuracy")
+                                                                   if c in table]])
+    pairs = report.significance(store)
+    if not pairs.empty:
+        print("\nPaired bootstrap over the held-out units (Δ loss = worse − better; Holm over each ratio's pairs):")
+        print_table(pairs)
+    print(f"{len(table)} models and {len(layers)} layer runs in {args.out} (load them with bench.results.load)")
+    if args.table:
+        print(f"model table: {write_csv(table, args.table)}")
     if args.layers_out:
         print(f"per-layer table: {write_csv(layers, args.layers_out)}")
-    if args.results_dir:
-        path = Path(args.results_dir) / "compression" / f"{lm.name}-{stamp()}.csv"
-        print(f"results: {write_csv(table, path)}")
     return 0
 
 
 def register(sub) -> None:
-    p = sub.add_parser("compress", help="compress a real LM with WLRA solvers and evaluate held-out loss")
+    from bench.commands.run import add_execution_options
+
+    p = sub.add_parser("compress", help="compress a real LM with WLRA solvers and evaluate held-out loss",
+                       description="Solve every chosen Linear layer with every solver spec at every ratio, then "
+                                   "evaluate each compressed model on held-out text; layers and models are "
+                                   "records of the store --out, and a rerun resumes.")
     p.add_argument("--model", default="smollm2", help="smollm2, minilm, or a local Hugging Face model folder")
-    p.add_argument("--solver", default=None,
-                   help="comma list of registered solvers (default: svd,fwsvd_row,separable and als when "
-                        "registered)")
+    p.add_argument("--solver", "--solvers", dest="solver", default=None, metavar="SPECS",
+                   help="solver specs as for `wlrbench run`, with per-spec budgets, e.g. "
+                        "\"svd,als[tol=1e-6,time_limit=60]\" (default: svd,fwsvd_row,separable and als)")
     p.add_argument("--param-ratio", default="0.5", help="comma list of parameter ratios ρ = r(m+n)/(mn)")
     p.add_argument("--layers", default="all", help="blocks to compress: all, 0-29, 0,14,29 ...")
     p.add_argument("--modules", default="all", help="all or a comma list of q,k,v,o,gate,up,down")
     p.add_argument("--eval-text", default=None, help="held-out text (default: lee)")
     p.add_argument("--eval-tokens", type=int, default=None, help="held-out tokens (default: all of the text)")
     add_solve_options(p)
+    p.add_argument("--dtype", choices=["float32", "float64"], help="solver dtype (default: the weights', float32)")
+    p.add_argument("--batched", action="store_true",
+                   help="solve the same-shape layers of a solver with a batched mode (als, adam) together")
+    add_execution_options(p)
     add_fisher_options(p)
-    p.add_argument("--out", default=None, metavar="CSV", help="write the model-level table here")
-    p.add_argument("--layers-out", default=None, metavar="CSV", help="write the per-layer table here")
+    p.add_argument("--table", default=None, metavar="CSV", help="export the model table from the store here")
+    p.add_argument("--layers-out", default=None, metavar="CSV", help="export the per-layer table here")
     p.add_argument("--per-layer", action="store_true", help="print the per-layer table")
-    p.add_argument("--results-dir", default=None, metavar="DIR",
-                   help="also write DIR/compression/<model>-<stamp>.csv (read by reports)")
     p.set_defaults(func=run)

@@ -48,7 +48,8 @@ def run(args) -> int:
                          seeds=range(args.repeats), out=args.out, time_limit=args.time_limit,
                          max_iter=args.max_iter, device=args.device, dtype=args.dtype, jobs=args.jobs,
                          scheduler=args.scheduler, executor=args.executor, force=args.force,
-                         progress=not args.quiet, wall_limit=args.wall_limit, plugins=args.plugin)
+                         progress=not args.quiet, wall_limit=args.wall_limit, plugins=args.plugin,
+                         batched=args.batched)
     except KeyboardInterrupt:
         print(f"wlrbench: interrupted; the finished runs are in {args.out}: run the same command to resume",
               file=sys.stderr)
@@ -88,17 +89,26 @@ def register(sub) -> None:
     sol.add_argument("--repeats", type=_positive(int), default=1, metavar="K", help="seeds 0..K-1 (default 1)")
     sol.add_argument("--time-limit", type=_positive(float), metavar="S", help="solver seconds per run")
     sol.add_argument("--max-iter", type=int, metavar="N", help="iteration cap per run (default: solver's)")
-    sol.add_argument("--wall-limit", type=_positive(float), metavar="S",
-                     help="kill a run after S wall seconds (default: 2×time limit + 30 s, or 3600 s)")
     sol.add_argument("--device", metavar="DEV", help="cpu (default), cuda, cuda:1, ...")
     sol.add_argument("--dtype", choices=["float32", "float64"], help="default: the problem's")
+    sol.add_argument("--batched", action="store_true",
+                     help="solve same-shape problems of a solver with a batched mode (als, adam) together")
+    ex = add_execution_options(p)
+    ex.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def add_execution_options(p):
+    """The "execution" group shared with ``compress``: --out, --jobs, --executor, --scheduler, --wall-limit,
+    --force, --plugin. Returns the group."""
     ex = p.add_argument_group("execution")
     ex.add_argument("--out", required=True, metavar="DIR", help="results directory (created if needed)")
     ex.add_argument("--jobs", type=_positive(int), default=1, metavar="N", help="parallel worker processes")
     ex.add_argument("--executor", choices=["local", "dask"], help="default: dask with --scheduler, else local")
     ex.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    ex.add_argument("--wall-limit", type=_positive(float), metavar="S",
+                    help="kill a run after S wall seconds (default: 2×time limit + 30 s, or 3600 s)")
     ex.add_argument("--force", action="store_true", help="redo runs already in the store")
-    ex.add_argument("--quiet", action="store_true", help="no progress bar")
     ex.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                     help="import MODULE (it registers solvers) here and in every worker; also $WLRBENCH_PLUGINS")
-    p.set_defaults(func=run)
+    return ex

@@ -29,6 +29,12 @@ def _ratio(svd_error: float, best_error: float) -> float:
     return 1.0 if svd_error == 0 else math.inf
 
 
+def _fit(problem, solver, seed, solve_kw) -> tuple[dict, object]:
+    """({layer name: (U, V)}, the SolveResult) of one solve of ``problem``."""
+    res = solver.solve(problem, seed=seed, **solve_kw)
+    return {problem.meta.get("name", problem.name): (res.U, res.V)}, res
+
+
 def risk_table(problems, weighted, *, param_ratio=None, lm=None, eval_batches=None, seed=0, solve_kw=None,
                log=print, done=None, on_row=None, progress=False):
     """One row per problem (see the module docstring); ``lm`` and ``eval_batches`` enable loss_increase;
@@ -40,7 +46,8 @@ def risk_table(problems, weighted, *, param_ratio=None, lm=None, eval_batches=No
 
     import solvers
     from problems.diagnostics import all_variants, svd_risk
-    from problems.lm.compress import compressed_metrics, factorize
+    from problems.lm.compress import compressed_metrics
+    from problems.problem import rank_for_param_ratio
 
     done = done or {}
     todo = [p for p in problems if p.name not in done]
@@ -52,13 +59,15 @@ def risk_table(problems, weighted, *, param_ratio=None, lm=None, eval_batches=No
         if p.name in done:
             rows.append(done[p.name])
             continue
-        svd_f, (svd_row,) = factorize([p], solvers.get("svd"), param_ratio=param_ratio, seed=seed)
-        fits = [factorize([p], s, param_ratio=param_ratio, seed=seed, **(solve_kw or {})) for s in weighted]
-        best_f, (best_row,) = min(fits, key=lambda fit: fit[1][0]["rel_error"])
+        if param_ratio is not None:
+            p = p.with_rank(rank_for_param_ratio(*p.shape, param_ratio))
+        svd_f, svd_res = _fit(p, solvers.get("svd"), seed, {})
+        fits = [_fit(p, s, seed, solve_kw or {}) for s in weighted]
+        best_f, best_res = min(fits, key=lambda fit: fit[1].rel_error)
         row = {"problem": p.name, "svd_risk": svd_risk(p), **all_variants(p),
-               "svd_error_ratio": _ratio(svd_row["rel_error"], best_row["rel_error"]), "loss_increase": math.nan,
-               "svd_rel_error": svd_row["rel_error"], "best_solver": best_row["solver"],
-               "best_rel_error": best_row["rel_error"], "rank": svd_row["rank"], "m": p.shape[0], "n": p.shape[1],
+               "svd_error_ratio": _ratio(svd_res.rel_error, best_res.rel_error), "loss_increase": math.nan,
+               "svd_rel_error": svd_res.rel_error, "best_solver": best_res.solver,
+               "best_rel_error": best_res.rel_error, "rank": p.rank, "m": p.shape[0], "n": p.shape[1],
                "layer": p.meta.get("layer"), "module": p.meta.get("module")}
         if lm is not None:
             svd_loss = compressed_metrics(lm, svd_f, eval_batches)["eval_loss"]

@@ -11,8 +11,7 @@ import time
 
 import torch
 
-from problems.lm.loss import evaluate
-from problems.problem import rank_for_param_ratio
+from problems.lm.loss import metrics, unit_losses
 
 
 class FactorizedLinear(torch.nn.Module):
@@ -61,27 +60,13 @@ def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
-def factorize(problems, solver, *, param_ratio: float | None = None, seed: int = 0, **solve_kw):
-    """Solve every problem (at the rank for ``param_ratio``, or its own rank) with ``solver``; returns
-    ({layer name (meta["name"], else the problem's name): (U, V)},
-     per-layer rows: problem, layer, module, m, n, rank, solver, rel_error, time, stop_reason)."""
-    factors, rows = {}, []
-    for p in problems:
-        if param_ratio is not None:
-            p = p.with_rank(rank_for_param_ratio(*p.shape, param_ratio))
-        res = solver.solve(p, seed=seed, **solve_kw)
-        factors[p.meta.get("name", p.name)] = (res.U, res.V)
-        rows.append({"problem": p.name, "layer": p.meta.get("layer"), "module": p.meta.get("module"),
-                     "m": p.shape[0], "n": p.shape[1], "rank": p.rank, "solver": res.solver,
-                     "rel_error": res.rel_error, "time": res.time, "stop_reason": res.stop_reason})
-    return factors, rows
-
-
 def compressed_metrics(lm, factors: dict, eval_batches) -> dict:
-    """Held-out metrics of ``lm`` with the layers in ``factors`` replaced, plus n_params and eval seconds."""
+    """Held-out metrics (``problems.lm.loss.metrics``) of ``lm`` with the layers in ``factors`` (name → (U, V))
+    replaced, plus n_params, the eval seconds and the per-unit losses (``units``, a ``UnitLosses``)."""
     from dataclasses import replace
 
     small = replace(lm, model=replace_linears(lm.model, factors)) if factors else lm
     start = time.perf_counter()
-    metrics = evaluate(small, eval_batches)
-    return {**metrics, "n_params": n_params(small.model), "eval_time": time.perf_counter() - start}
+    units = unit_losses(small, eval_batches)
+    return {**metrics(lm.kind, units), "n_params": n_params(small.model), "eval_time": time.perf_counter() - start,
+            "units": units}
