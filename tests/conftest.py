@@ -8,7 +8,7 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture
-def tiny_text(tmp_path):
+def text(tmp_path):
     """A UTF-8 text file of ``lm_tiny.TEXT`` (one document a line), for the tiny models' calibration batches."""
     import lm_tiny
 

@@ -29,10 +29,10 @@ def _reference_qkv_inputs(lm, batches, block):
 
 
 @pytest.mark.parametrize("kind", ["causal", "contrastive"])
-def test_statistics_are_the_gram_and_mean_magnitude_of_the_real_inputs(kind, tiny_text):
+def test_statistics_are_the_gram_and_mean_magnitude_of_the_real_inputs(kind, text):
     lm = lm_tiny.language_model(kind, source=f"tiny-{kind}")
-    batches = (causal_batches(lm.tokenizer, tiny_text, 96, seq_len=32, batch_size=2) if kind == "causal"
-               else pair_batches(lm.tokenizer, tiny_text, 150, batch_size=4))
+    batches = (causal_batches(lm.tokenizer, text, 96, seq_len=32, batch_size=2) if kind == "causal"
+               else pair_batches(lm.tokenizer, text, 150, batch_size=4))
     names = lm.select("1")
     stats, groups, tokens, seconds = compute_input_statistics(lm, batches, names, progress=False)
     X = _reference_qkv_inputs(lm, batches, 1)
@@ -44,18 +44,18 @@ def test_statistics_are_the_gram_and_mean_magnitude_of_the_real_inputs(kind, tin
         assert stats[n].n == lm.weight(n).shape[1] and stats[n].tokens == tokens
 
 
-def test_padding_is_excluded_from_pair_statistics(tiny_text):
+def test_padding_is_excluded_from_pair_statistics(text):
     lm = lm_tiny.language_model("contrastive", source="tiny-contrastive")
-    batches = pair_batches(lm.tokenizer, tiny_text, 150, batch_size=4)
+    batches = pair_batches(lm.tokenizer, text, 150, batch_size=4)
     masks = [b.inputs[side]["attention_mask"] for b in batches for side in ("anchor", "positive")]
     assert any((m == 0).any() for m in masks)  # the batches do pad
     stats, _, tokens, _ = compute_input_statistics(lm, batches, lm.select("0", "q"), progress=False)
     assert tokens == int(sum(m.sum() for m in masks)) < sum(m.numel() for m in masks)
 
 
-def test_sharing_is_derived_from_the_forward_pass(tiny_text):
+def test_sharing_is_derived_from_the_forward_pass(text):
     lm = lm_tiny.language_model("causal", source="tiny-causal")
-    batches = causal_batches(lm.tokenizer, tiny_text, 64, seq_len=32)
+    batches = causal_batches(lm.tokenizer, text, 64, seq_len=32)
     names = lm.select()
     stats, groups, _, _ = compute_input_statistics(lm, batches, names, progress=False)
     share = {(lm.linears[n], lm.linears[groups[n]]) for n in names}
@@ -65,19 +65,19 @@ def test_sharing_is_derived_from_the_forward_pass(tiny_text):
     assert stats[lm.select("0", "k")[0]] is stats[lm.select("0", "q")[0]]
 
     bert = lm_tiny.language_model("contrastive", source="tiny-contrastive")
-    _, groups, _, _ = compute_input_statistics(bert, pair_batches(bert.tokenizer, tiny_text, 60), bert.select(),
+    _, groups, _, _ = compute_input_statistics(bert, pair_batches(bert.tokenizer, text, 60), bert.select(),
                                                progress=False)
     shared = {bert.linears[n][1]: bert.linears[g][1] for n, g in groups.items() if bert.linears[n][0] == 0}
     assert shared == {"q": "q", "k": "q", "v": "q", "o": "o", "up": "up", "down": "down"}
 
 
-def test_cache_round_trips_and_serves_subsets(tiny_text, tmp_path):
+def test_cache_round_trips_and_serves_subsets(text, tmp_path):
     lm = lm_tiny.language_model("causal", source="tiny-cache")
     names = lm.select("0,1", "q,k,o,up,gate")
     cache = tmp_path / "cache"
-    first = input_statistics(lm, names, text=tiny_text, tokens=128, seed=1, cache_dir=cache, progress=False)
+    first = input_statistics(lm, names, text=text, tokens=128, seed=1, cache_dir=cache, progress=False)
     assert not first.cached and first.path.is_file() and first.path.parent.parent.name == "activations"
-    again = input_statistics(lm, names, text=tiny_text, tokens=128, seed=1, cache_dir=cache, progress=False)
+    again = input_statistics(lm, names, text=text, tokens=128, seed=1, cache_dir=cache, progress=False)
     assert again.cached and again.path == first.path and again.tokens == first.tokens
     assert again.groups == first.groups
     for n in names:
@@ -85,24 +85,24 @@ def test_cache_round_trips_and_serves_subsets(tiny_text, tmp_path):
         assert torch.equal(again.inputs[n].abs_mean, first.inputs[n].abs_mean)
     k, q = lm.select("1", "k")[0], lm.select("1", "q")[0]
     assert again.inputs[k] is again.inputs[q]
-    sub = input_statistics(lm, [k], text=tiny_text, tokens=128, seed=1, cache_dir=cache, progress=False)
+    sub = input_statistics(lm, [k], text=text, tokens=128, seed=1, cache_dir=cache, progress=False)
     assert sub.cached and sub.groups == {k: k} and torch.equal(sub.inputs[k].gram, first.inputs[k].gram)
     # the Fisher's key scheme: another seed, token count, module or model is a miss; Fisher files are not hits
-    assert find_cached(cache, lm.source, tiny_text, 128, 2, kind="activations") is None
-    assert find_cached(cache, lm.source, tiny_text, 256, 1, {(0, "q")}, kind="activations") is None
-    assert find_cached(cache, lm.source, tiny_text, 128, 1, {(0, "down")}, kind="activations") is None
-    assert find_cached(cache, "other", tiny_text, 128, 1, {(0, "q")}, kind="activations") is None
-    assert find_cached(cache, lm.source, tiny_text, 128, 1, {(0, "q")}) is None  # kind "fisher"
-    uncached = input_statistics(lm, [k], text=tiny_text, tokens=128, seed=1, progress=False)
+    assert find_cached(cache, lm.source, text, 128, 2, kind="activations") is None
+    assert find_cached(cache, lm.source, text, 256, 1, {(0, "q")}, kind="activations") is None
+    assert find_cached(cache, lm.source, text, 128, 1, {(0, "down")}, kind="activations") is None
+    assert find_cached(cache, "other", text, 128, 1, {(0, "q")}, kind="activations") is None
+    assert find_cached(cache, lm.source, text, 128, 1, {(0, "q")}) is None  # kind "fisher"
+    uncached = input_statistics(lm, [k], text=text, tokens=128, seed=1, progress=False)
     assert uncached.path is None and not uncached.cached
     torch.testing.assert_close(uncached.inputs[k].gram, first.inputs[k].gram)
 
 
-def test_lm_problems_carry_the_inputs_and_svd_llm_solves_them(tiny_text):
+def test_lm_problems_carry_the_inputs_and_svd_llm_solves_them(text):
     lm = lm_tiny.language_model("causal", source="tiny-problems")
     names = lm.select("0-1", "q,down")
-    F = fisher(lm, names, text=tiny_text, tokens=64, progress=False)
-    X = input_statistics(lm, names, text=tiny_text, tokens=64, progress=False)
+    F = fisher(lm, names, text=text, tokens=64, progress=False)
+    X = input_statistics(lm, names, text=text, tokens=64, progress=False)
     problems = lm_problems(lm, names, F, inputs=X, param_ratio=0.25)
     plain = lm_problems(lm, names, F, param_ratio=0.25)
     assert all(p.inputs is not None and p.meta["input_tokens"] == X.tokens for p in problems)

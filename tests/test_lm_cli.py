@@ -22,11 +22,6 @@ def folder(tmp_path):
     return lm_tiny.save_model(tmp_path / "tiny-llama")
 
 
-@pytest.fixture
-def text(tmp_path):
-    return lm_tiny.write_text(tmp_path / "docs.txt")
-
-
 def test_fisher_command_computes_then_loads(folder, text, tmp_path, capsys):
     argv = ["fisher", "--model", folder, "--text", text, "--tokens", "64", "--layers", "0", "--out",
             str(tmp_path / "cache"), "--no-progress"]

@@ -17,11 +17,6 @@ from problems.lm.text import causal_batches, pair_batches  # noqa: E402
 from problems.problem import rank_for_param_ratio  # noqa: E402
 
 
-@pytest.fixture
-def text(tmp_path):
-    return lm_tiny.write_text(tmp_path / "docs.txt")
-
-
 def _solve_all(problems, solver, ratio):
     """({layer name: (U, V)}, [rel_error per layer]) of ``solver`` on every problem at ratio ``ratio``."""
     fits = {p.meta["name"]: solvers.get(solver).solve(p.with_rank(rank_for_param_ratio(*p.shape, ratio)))

@@ -13,11 +13,6 @@ from problems.lm.loss import batch_loss  # noqa: E402
 from problems.lm.text import causal_batches, pair_batches  # noqa: E402
 
 
-@pytest.fixture
-def text(tmp_path):
-    return lm_tiny.write_text(tmp_path / "docs.txt")
-
-
 def _manual_fisher(lm, batches, names):
     """Mean over batches of squared gradients, by plain backward() on the whole model."""
     acc = {n: 0.0 for n in names}
