@@ -33,24 +33,25 @@ def relative_eps(eps: float, grad_u: torch.Tensor, grad_v: torch.Tensor) -> torc
     return eps * rms.clamp_min(torch.finfo(grad_u.dtype).tiny)
 
 
-def adam_displacement(g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, k: int, beta1: float, beta2: float,
-                      alpha, eps) -> torch.Tensor:
-    """Advance the moments m, v in place with gradient g (iteration k ≥ 1) and return Adam's displacement
-    −α m̂ / (√v̂ + ε); α and ε are numbers or per-problem tensors broadcastable against g. O(size of g)."""
-    m.mul_(beta1).add_(g, alpha=1 - beta1)
-    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-    denom = (v / (1 - beta2 ** k)).sqrt_().add_(eps)
-    return -(alpha / (1 - beta1 ** k)) * m / denom
+def adam_update_(params: list, grads: list, firsts: list, seconds: list, k: int, beta1: float, beta2: float,
+                 alpha: float, eps: float) -> None:
+    """Adam's iteration k ≥ 1 in place on the tensors ``params`` (their moments ``firsts``, ``seconds`` advanced with
+    ``grads``), by torch's fused Adam kernel: one pass over each block (the module docstring's update written out
+    with separate tensor operations takes nine, with four temporaries)."""
+    step = torch.tensor(float(k), device=params[0].device)
+    torch._fused_adam_(params, grads, firsts, seconds, [], [step] * len(params), lr=alpha, beta1=beta1,
+                       beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
 
 
 def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *,
-                  max_iter: int = FirstOrderSolver.default_max_iter, tol: float = FirstOrderSolver.default_tol, lr: float = 1e-2, beta1: float = 0.9, beta2: float = 0.999,
+                  max_iter: int = FirstOrderSolver.default_max_iter, tol: float = FirstOrderSolver.default_tol,
+                  lr: float = 1e-2, beta1: float = 0.9, beta2: float = 0.999,
                   eps: float = 1e-8, patience: int = 200, seed: int = 0, init=None):
     """Full-batch Adam on B problems at once: A, W (B, m, n) on any device, float32/float64.
 
     Per problem b this is exactly the ``adam`` solver's full-batch iteration (its own α_b = lr·s_b, ε_b and
-    plateau record); the B problems share each batched product, O(B·mnr) per iteration. The loop stops when
-    every problem's relative decrease is ≤ tol (or its f is 0) or after ``max_iter`` iterations.
+    plateau record, the same fused update); the B problems share each batched product, O(B·mnr) per iteration.
+    The loop stops when every problem's relative decrease is ≤ tol (or its f is 0) or after ``max_iter`` iterations.
     init: None/"svd", "random" or (U, V) tensors (``solvers.initial.batched_initial_factors``).
     Returns U (B, m, r), V (B, n, r), the objectives (B,) float64 and the number of iterations done. A problem whose
     iterates diverge (too large an ``lr``) is not stopped: its objective ends far above Σ W A² (or non-finite),
@@ -58,22 +59,21 @@ def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *,
     """
     Adam(lr=lr, beta1=beta1, beta2=beta2, eps=eps, patience=patience)  # validates the parameters
     U, V = batched_initial_factors(A, W, rank, init, seed)
-    per_problem = lambda t: t.to(A.dtype)[:, None, None]  # noqa: E731 - (B,) → broadcast over (B, ·, r)
-    scale, plateau, rate = per_problem(factor_scale(A, rank)), Plateau(patience), lr
+    scales, plateau, rates = factor_scale(A, rank).tolist(), Plateau(patience), [lr] * A.shape[0]
     first_u, first_v, second_u, second_v = (torch.zeros_like(X) for X in (U, V, U, V))  # Adam's moments
-    f_prev, eps_b, it = None, None, 0
+    f_prev, eps_b, it, buffers = None, None, 0, {}
     while True:
-        f, grad_u, grad_v = value_and_grad(A, W, U, V)
+        f, grad_u, grad_v = value_and_grad(A, W, U, V, buffers)
         converged = f_prev is not None and bool(((f_prev - f).abs() <= tol * f_prev).all())
         if converged or it == max_iter:
             return U, V, f, it
         if eps_b is None:
-            eps_b = per_problem(relative_eps(eps, grad_u, grad_v))
+            eps_b = relative_eps(eps, grad_u, grad_v).tolist()
         it += 1
-        alpha = rate * scale
-        U = U + adam_displacement(grad_u, first_u, second_u, it, beta1, beta2, alpha, eps_b)
-        V = V + adam_displacement(grad_v, first_v, second_v, it, beta1, beta2, alpha, eps_b)
-        rate = rate * per_problem(plateau.observe(f))
+        for b, (rate, scale) in enumerate(zip(rates, scales)):
+            adam_update_([U[b], V[b]], [grad_u[b], grad_v[b]], [first_u[b], first_v[b]],
+                         [second_u[b], second_v[b]], it, beta1, beta2, rate * scale, eps_b[b])
+        rates = [rate * decay for rate, decay in zip(rates, plateau.observe(f).tolist())]
         f_prev = f
 
 
@@ -94,14 +94,18 @@ class Adam(MomentumSolver):
             state.buffers[key] = torch.zeros_like(state.U if key.endswith("U") else state.V)
 
     def adam_steps(self, state: MomentumState, grad_u, grad_v) -> tuple[torch.Tensor, torch.Tensor]:
-        """Advance the moments and return Adam's displacements (ΔU, ΔV) for this iteration, O((m + n) r)."""
-        if "eps" not in state.extra:  # ε relative to the first gradient's RMS (scale invariance)
-            state.extra["eps"] = float(relative_eps(self.params["eps"], grad_u, grad_v))
-        p, buf = self.params, state.buffers
-        alpha = state.lr * state.extra["scale"]
-        return tuple(adam_displacement(g, buf[f"m{x}"], buf[f"v{x}"], state.k, p["beta1"], p["beta2"], alpha,
-                                       state.extra["eps"]) for g, x in ((grad_u, "U"), (grad_v, "V")))
+        """Take Adam's step in place and return the displacements (ΔU, ΔV) it made, O((m + n) r)."""
+        before = state.U.clone(), state.V.clone()
+        self._adam_update(state, grad_u, grad_v)
+        return state.U - before[0], state.V - before[1]
 
     def update(self, dp, state: MomentumState, f, grad_u, grad_v) -> None:
-        du, dv = self.adam_steps(state, grad_u, grad_v)
-        state.U, state.V = state.U + du, state.V + dv
+        self._adam_update(state, grad_u, grad_v)
+
+    def _adam_update(self, state: MomentumState, grad_u, grad_v) -> None:
+        """Adam's step in place (``adam_update_``), ε relative to the first gradient's RMS (scale invariance)."""
+        if "eps" not in state.extra:
+            state.extra["eps"] = float(relative_eps(self.params["eps"], grad_u, grad_v))
+        p, buf = self.params, state.buffers
+        adam_update_([state.U, state.V], [grad_u, grad_v], [buf["mU"], buf["mV"]], [buf["vU"], buf["vV"]], state.k,
+                     p["beta1"], p["beta2"], state.lr * state.extra["scale"], state.extra["eps"])

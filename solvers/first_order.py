@@ -94,15 +94,17 @@ class RowBatches:
         return block, not self._order
 
 
-def batch_value_and_grad(dp, U: torch.Tensor, V: torch.Tensor, rows: torch.Tensor | None):
-    """f and gradients on a row block I (all rows when ``rows`` is None).
+def batch_value_and_grad(dp, U: torch.Tensor, V: torch.Tensor, rows: torch.Tensor | None,
+                         buffers: dict | None = None):
+    """f and gradients on a row block I (all rows when ``rows`` is None; then into ``buffers`` if given, see
+    ``value_and_grad``: the returned gradients live there until the next call).
 
     f separates over rows given V, so the U-rows of the block get their exact partial gradient and the other
     rows zero; ∇_V f = Σ_blocks ∇_V f_I is estimated without bias by (m/|I|) ∇_V f_I, and f by (m/|I|) f_I.
     Cost O(|I| n r).
     """
     if rows is None:
-        return value_and_grad(dp.A, dp.W, U, V)
+        return value_and_grad(dp.A, dp.W, U, V, buffers)
     f, gu, gv = value_and_grad(dp.A[rows], dp.W[rows], U[rows], V)
     scale = U.shape[0] / rows.numel()
     grad_u = torch.zeros_like(U)
@@ -150,6 +152,7 @@ class MomentumState:
     epoch_f: float = 0.0  # objective estimate accumulated over the current epoch
     epoch_blocks: int = 0
     extra: dict = field(default_factory=dict)
+    scratch: dict = field(default_factory=dict)  # the full-batch gradient's buffers (``value_and_grad``)
 
 
 # Declarations shared by the momentum solvers (``solvers.params``).
@@ -194,7 +197,7 @@ class MomentumSolver(FirstOrderSolver):
 
     def step(self, dp, state: MomentumState) -> MomentumState:
         state.rows, epoch_end = state.batches.next()
-        f, grad_u, grad_v = batch_value_and_grad(dp, state.U, state.V, state.rows)
+        f, grad_u, grad_v = batch_value_and_grad(dp, state.U, state.V, state.rows, state.scratch)
         f = float(f)
         state.k += 1
         self.update(dp, state, f, grad_u, grad_v)
