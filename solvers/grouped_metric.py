@@ -48,7 +48,7 @@ def bisection_groups(X: torch.Tensor, groups: int) -> list[torch.Tensor]:
             return [idx]
         half = len(sizes) // 2
         Y = X[idx] - X[idx].mean(0)
-        axis = torch.linalg.svd(Y, full_matrices=False)[2][0]
+        axis = torch.linalg.eigh(Y.mT @ Y)[1][:, -1]
         axis = axis * torch.sign(axis[axis.abs().argmax()])
         order = idx[torch.argsort(Y @ axis, stable=True)]
         cut = sum(sizes[:half])
@@ -122,8 +122,8 @@ class GroupedMetric:
         self.rows, self.cols = _Side(metric_weights, row_sizes), _Side(metric_weights.mT, col_sizes)
 
     def permute(self, X: torch.Tensor) -> torch.Tensor:
-        """An m×n matrix (A or W) in grouped order (a copy)."""
-        return X[self.row_perm][:, self.col_perm]
+        """An m×n matrix (A or W) in grouped order (a copy, one gather)."""
+        return X[self.row_perm[:, None], self.col_perm[None, :]]
 
     def stack(self, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         """[U; V] in grouped order, (m + n) × r (a copy)."""
