@@ -116,15 +116,23 @@ def batch_value_and_grad(dp, U: torch.Tensor, V: torch.Tensor, rows: torch.Tenso
 class Plateau:
     """Learning-rate decay on plateaus: after ``patience`` epochs without a new lowest objective, multiply
     the rate by ``factor``. (An epoch is one iteration in full batch, m/rows iterations with minibatches.)
-    Elementwise: a batch of objectives (one per problem) keeps one record per problem, on their device."""
+    Elementwise: a batch of objectives (one per problem) keeps one record per problem, on their device; a single
+    objective given as a float is kept as floats (no tensor work in a solver's loop)."""
 
     patience: int
     factor: float = 0.5
-    best: torch.Tensor | None = None    # lowest objective so far
-    waited: torch.Tensor | None = None  # epochs since it was reached
+    best: torch.Tensor | float | None = None    # lowest objective so far
+    waited: torch.Tensor | int | None = None    # epochs since it was reached
 
-    def observe(self, f) -> torch.Tensor:
-        """Record one epoch's objective(s); returns the rate multiplier(s), 1 or ``factor`` (float64)."""
+    def observe(self, f):
+        """Record one epoch's objective(s); returns the rate multiplier(s), 1 or ``factor`` (a float for a float f,
+        else a float64 tensor)."""
+        if isinstance(f, float):
+            self.best, self.waited = (f, 0) if self.best is None or f < self.best else (self.best, self.waited + 1)
+            if 0 < self.patience <= self.waited:
+                self.waited = 0
+                return self.factor
+            return 1.0
         f = torch.as_tensor(f, dtype=torch.float64)
         if self.best is None:
             self.best, self.waited = torch.full_like(f, math.inf), torch.zeros_like(f, dtype=torch.int64)

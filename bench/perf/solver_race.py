@@ -32,17 +32,23 @@ import math
 import os
 import statistics
 import sys
+import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import torch
 
+import solvers
 from bench.environment import environment
 from bench.grid import parse_solver_specs
 from bench.perf.compare_solvers import first_below, shared_init, solve_from, target_value
 from bench.perf.throughput import product_seconds
 from bench.tables import format_table
 from problems.files import atomic_path
+from solvers.base import DeviceProblem, SolverStop
 from solvers.device import resolve_device, resolve_dtype
+from solvers.initial import initial_factors
+from solvers.result import TracePoint
 
 TAUS = (1e-2, 1e-3, 1e-4)
 GEMM_SECONDS = 0.25  # each run's GEMM unit: the mean over a block of products this long, just before it
@@ -70,18 +76,71 @@ def load_problems(patterns: str | None, minilm: str) -> list:
     return found
 
 
-def race_problem(problem, specs, *, dtypes, repeats: int, init: str, time_limit, max_iter, device) -> dict:
-    """Every spec × dtype × repeat on ``problem`` from one start; returns the runs and the targets (a dict)."""
+@dataclass
+class CPURun:
+    """What ``cpu_solve`` measured: the trace in CPU seconds, as a SolveResult would give it."""
+
+    solver: str
+    trace: list
+    objective: float
+    n_iter: int
+    stop_reason: str
+
+
+def cpu_solve(problem, spec, start, *, time_limit, max_iter, device, dtype) -> CPURun:
+    """Run an iterative solver's own loop (``start``, then ``step`` until max_iter, the time limit, its tolerance,
+    a ``SolverStop`` or a non-finite f) timing this thread's CPU seconds (``time.thread_time``) of the start and of
+    each step; the objective of each point is measured outside the timed spans, as the base class does."""
+    name, params = (spec, {}) if isinstance(spec, str) else spec
+    solver = solvers.get(name, **params)
+    dp = DeviceProblem.from_problem(problem, resolve_device(device), dtype, 0)
+    max_iter = solver.default_max_iter if max_iter is None else max_iter
+    began = time.thread_time()
+    state = solver.start(dp, *initial_factors(start, dp))
+    seconds = time.thread_time() - began
+    f = dp.objective(*solver.factors(state))
+    trace, stop = [TracePoint(0, seconds, f)], "max_iter"
+    while len(trace) <= max_iter:
+        if time_limit is not None and seconds >= time_limit:
+            stop = "time_limit"
+            break
+        began = time.thread_time()
+        try:
+            state = solver.step(dp, state)
+        except SolverStop as exc:
+            stop = exc.reason
+            break
+        seconds += time.thread_time() - began
+        f_prev, f = f, dp.objective(*solver.factors(state))
+        if not math.isfinite(f):
+            stop = "diverged"
+            break
+        trace.append(TracePoint(len(trace), seconds, f))
+        if abs(f_prev - f) <= solver.default_tol * f_prev:
+            stop = "converged"
+            break
+    return CPURun(solver.label, trace, trace[-1].objective, len(trace) - 1, stop)
+
+
+def race_problem(problem, specs, *, dtypes, repeats: int, init: str, time_limit, max_iter, device,
+                 clock: str = "wall") -> dict:
+    """Every spec × dtype × repeat on ``problem`` from one start; returns the runs and the targets (a dict).
+    ``clock="cpu"``: iterative solvers run through ``cpu_solve`` and the GEMM unit is CPU time too."""
     U0, V0, init_seconds = shared_init(problem, init, seed=0, device=device, dtype=torch.float64)
     (m, n), r = problem.shape, problem.rank
+    timer = time.thread_time if clock == "cpu" else time.perf_counter
     load = os.getloadavg()[0]
     runs = []
     for rep in range(repeats):
         for dtype in dtypes:
             for spec in specs:
-                gemm = product_seconds(m, r, n, seconds=GEMM_SECONDS, dtype=dtype, device=device)
-                res = solve_from(problem, spec, (U0, V0), seed=0, time_limit=time_limit, max_iter=max_iter,
-                                 device=device, dtype=dtype)
+                gemm = product_seconds(m, r, n, seconds=GEMM_SECONDS, dtype=dtype, device=device, clock=timer)
+                if clock == "cpu" and not solvers.solver_class(spec[0]).closed_form:
+                    res = cpu_solve(problem, spec, (U0, V0), time_limit=time_limit, max_iter=max_iter,
+                                    device=device, dtype=dtype)
+                else:
+                    res = solve_from(problem, spec, (U0, V0), seed=0, time_limit=time_limit, max_iter=max_iter,
+                                     device=device, dtype=dtype)
                 runs.append({"solver": res.solver, "dtype": str(dtype).removeprefix("torch."), "repeat": rep,
                              "gemm_seconds": gemm, "result": res})
     best = min(p.objective for run in runs for p in run["result"].trace if math.isfinite(p.objective))
@@ -184,6 +243,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-iter", type=int, default=None)
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall: the solvers' own clock; cpu: this thread's CPU seconds (with --threads 1, a "
+                         "measure that load from other processes on a shared machine barely moves)")
     ap.add_argument("--out", default=None, help="write the rows to a .csv or the record to a .json")
     args = ap.parse_args(argv)
     try:
@@ -202,7 +264,7 @@ def main(argv=None) -> int:
     rows = []
     for problem in problems:
         race = race_problem(problem, specs, dtypes=dtypes, repeats=args.repeats, init=args.init,
-                            time_limit=args.time_limit, max_iter=args.max_iter, device=device)
+                            time_limit=args.time_limit, max_iter=args.max_iter, device=device, clock=args.clock)
         rows += run_rows(race)
         wn = problem.weighted_norm
         print(f"\n{problem.name} ({problem.shape[0]}×{problem.shape[1]}, r{problem.rank}): start rel_error "
@@ -214,7 +276,7 @@ def main(argv=None) -> int:
     print(format_table(summary(rows), floatfmt="{:.0f}"))
     if args.out:
         meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "argv": sys.argv[1:] if argv is None
-                else list(argv), "threads": torch.get_num_threads(), "environment": environment()}
+                else list(argv), "threads": torch.get_num_threads(), "clock": args.clock, "environment": environment()}
         write(args.out, rows, meta)
         print(f"wrote {args.out}")
     return 0
