@@ -122,16 +122,16 @@ class GroupedMetric:
         self.rows, self.cols = _Side(metric_weights, row_sizes), _Side(metric_weights.mT, col_sizes)
 
     def permute(self, X: torch.Tensor) -> torch.Tensor:
-        """An m×n matrix (A or W) in grouped order (a copy, one gather)."""
-        return X[self.row_perm[:, None], self.col_perm[None, :]]
+        """An m×n matrix (A or W) in grouped order (a copy)."""
+        return X.index_select(0, self.row_perm).index_select(1, self.col_perm)
 
     def stack(self, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         """[U; V] in grouped order, (m + n) × r (a copy)."""
-        return torch.cat([U[self.row_perm], V[self.col_perm]])
+        return torch.cat([U.index_select(0, self.row_perm), V.index_select(0, self.col_perm)])
 
     def unstack(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(U, V) in the problem's order from X = [U; V] in grouped order."""
-        return X[:self.m][self.row_inv], X[self.m:][self.col_inv]
+        return X[:self.m].index_select(0, self.row_inv), X[self.m:].index_select(0, self.col_inv)
 
     def build(self, X: torch.Tensor) -> None:
         """Fix the metric at the stacked factors X = [U; V] (grouped order)."""

@@ -161,7 +161,7 @@ class ScaledLBFGS(FirstOrderSolver):
         metric.build(X)
         R, WR = torch.empty_like(A), torch.empty_like(A)
         f, WR = weighted_residual(A, W, X[:m], X[m:], R, WR)
-        yg = X.new_zeros((2, *X.shape))
+        yg = X.new_empty((2, *X.shape))
         stacked_half_gradient(WR, X, m, out=yg[1])
         s = LBFGSState(X=X, X_trial=torch.empty_like(X), m=m, A=A, W=W, f=float(f), yg=yg,
                        yg_next=torch.empty_like(yg), PG=metric.apply_stacked(yg[1]), PG_next=torch.empty_like(X),

@@ -164,22 +164,29 @@ def _dp(problem):
     return DeviceProblem.from_problem(problem, torch.device("cpu"), torch.float64, 0)
 
 
-def test_scaled_gd_step_is_the_exact_line_minimum_along_the_scaled_gradient():
-    p = _problem()
+def _first_step(name, seed):
+    """One step of solver ``name`` from random factors: (problem, U, V, state after, the step t along the first
+    direction P⁻¹G, that direction, ⟨G, P⁻¹G⟩), checking that the step is t times the scaled gradient."""
+    p = _problem(seed=seed)
     U, V = _factors(p)
-    solver = solvers.get("scaled_gd", groups=4)
+    solver = solvers.get(name, groups=4)
     dp = _dp(p)
     s = solver.start(dp, U.clone(), V.clone())
-    D = s.metric.unstack(s.PG)
+    D, slope = s.metric.unstack(s.PG), float((s.G * s.PG).sum())
     s = solver.step(dp, s)
     U1, V1 = solver.factors(s)
     t = float(((U1 - U) / D[0]).flatten()[0])
     np.testing.assert_allclose((U1 - U).numpy(), t * D[0].numpy(), rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose((V1 - V).numpy(), t * D[1].numpy(), rtol=1e-8, atol=1e-12)
+    assert s.f == pytest.approx(p.objective(U1, V1), rel=1e-12)
+    return p, U, V, s, t, D, slope
+
+
+def test_scaled_gd_step_is_the_exact_line_minimum_along_the_scaled_gradient():
+    p, U, V, _, t, D, _ = _first_step("scaled_gd", seed=0)
     ts = t + np.linspace(-1e-3, 1e-3, 21) * abs(t)
     values = [p.objective(U + x * D[0], V + x * D[1]) for x in ts]
     assert np.argmin(values) == 10  # t is the minimiser along the line
-    assert s.f == pytest.approx(p.objective(U1, V1), rel=1e-12)
 
 
 def test_scaled_cg_second_direction_is_polak_ribiere_plus():
@@ -202,20 +209,8 @@ def test_scaled_cg_second_direction_is_polak_ribiere_plus():
 
 
 def test_scaled_lbfgs_first_step_is_an_armijo_step_along_the_scaled_gradient():
-    p = _problem(seed=3)
-    U, V = _factors(p)
-    solver = solvers.get("scaled_lbfgs", groups=4)
-    dp = _dp(p)
-    s = solver.start(dp, U.clone(), V.clone())
-    D = s.metric.unstack(s.PG)
-    slope = float((s.G * s.PG).sum())
-    f0 = p.objective(U, V)
-    s = solver.step(dp, s)
-    U1, V1 = solver.factors(s)
-    t = float(((U1 - U) / D[0]).flatten()[0])
-    np.testing.assert_allclose((U1 - U).numpy(), t * D[0].numpy(), rtol=1e-8, atol=1e-12)
-    assert 0 < t <= 1 and p.objective(U1, V1) <= f0 - 2e-4 * t * slope
-    assert s.f == pytest.approx(p.objective(U1, V1), rel=1e-12)
+    p, U, V, s, t, _, slope = _first_step("scaled_lbfgs", seed=3)
+    assert 0 < t <= 1 and s.f <= p.objective(U, V) - 2e-4 * t * slope
 
 
 @pytest.mark.parametrize("name", SCALED)
