@@ -36,14 +36,14 @@ def relative_eps(eps: float, grad_u: torch.Tensor, grad_v: torch.Tensor) -> torc
     return eps * rms.clamp_min(torch.finfo(grad_u.dtype).tiny)
 
 
-def adam_displacement(g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, k: int, beta1: float, beta2: float,
-                      alpha, eps) -> torch.Tensor:
-    """Advance the moments m, v in place with gradient g (iteration k ≥ 1) and return Adam's displacement
-    −α m̂ / (√v̂ + ε); α and ε are numbers or per-problem tensors broadcastable against g. O(size of g)."""
-    m.mul_(beta1).add_(g, alpha=1 - beta1)
-    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-    denom = (v / (1 - beta2 ** k)).sqrt_().add_(eps)
-    return -(alpha / (1 - beta1 ** k)) * m / denom
+def adam_update_(params: list, grads: list, firsts: list, seconds: list, k: int, beta1: float, beta2: float,
+                 alpha: float, eps: float) -> None:
+    """Adam's iteration k ≥ 1 in place on the tensors ``params`` (their moments ``firsts``, ``seconds`` advanced with
+    ``grads``), by torch's fused Adam kernel: one pass over each block (the module docstring's update written out
+    with separate tensor operations takes nine, with four temporaries)."""
+    step = torch.tensor(float(k), device=params[0].device)
+    torch._fused_adam_(params, grads, firsts, seconds, [], [step] * len(params), lr=alpha, beta1=beta1,
+                       beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
 
 
 def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *,
@@ -53,7 +53,7 @@ def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *,
     """Full-batch Adam on B problems at once: A, W (B, m, n) on any device, float32/float64.
 
     Per problem b this is exactly the ``adam`` solver's full-batch iteration (its own α_b = lr·s_b, ε_b and
-    plateau record), and it stops where that solver would (``solvers.base.converged``: relative decrease
+    plateau record, the same fused update), and it stops where that solver would (``solvers.base.converged``: relative decrease
     ≤ tol, None meaning the solver's default for the dtype, or an exact fit): from then on its factors are
     frozen. The B problems share each batched product, O(B·mnr) per iteration. The loop ends when every
     problem has stopped, after ``max_iter`` iterations, or when ``callback(k, f, active)`` returns a true
@@ -69,22 +69,21 @@ def solve_batched(A: torch.Tensor, W: torch.Tensor, rank: int, *,
     U, V = batched_initial_factors(A, W, rank, init, seed)
     tol = default_tolerance(Adam.default_tol, A.dtype) if tol is None else tol
     exact = exact_level(weighted_squared_error(A, W), A.dtype)
-    per_problem = lambda t: t.to(A.dtype)[:, None, None]  # noqa: E731 - (B,) → broadcast over (B, ·, r)
-    scale, plateau, rate = per_problem(factor_scale(A, rank)), Plateau(patience), lr
+    scales, plateau, rates = factor_scale(A, rank).tolist(), Plateau(patience), [lr] * A.shape[0]
     first_u, first_v, second_u, second_v = (torch.zeros_like(X) for X in (U, V, U, V))  # Adam's moments
-    f_prev, eps_b, it, active = None, None, 0, None
+    f_prev, eps_b, it, active, buffers = None, None, 0, None, {}
     while True:
-        f, grad_u, grad_v = value_and_grad(A, W, U, V)
+        f, grad_u, grad_v = value_and_grad(A, W, U, V, buffers)
         active = torch.ones_like(f, dtype=torch.bool) if f_prev is None else active & ~converged(f_prev, f, tol, exact)
         if (callback is not None and callback(it, f, active)) or it >= max_iter or not bool(active.any()):
             return U, V, f, it
         if eps_b is None:
-            eps_b = per_problem(relative_eps(eps, grad_u, grad_v))
+            eps_b = relative_eps(eps, grad_u, grad_v).tolist()
         it += 1
-        alpha, moving = rate * scale, active[:, None, None]
-        U = torch.where(moving, U + adam_displacement(grad_u, first_u, second_u, it, beta1, beta2, alpha, eps_b), U)
-        V = torch.where(moving, V + adam_displacement(grad_v, first_v, second_v, it, beta1, beta2, alpha, eps_b), V)
-        rate = rate * per_problem(plateau.observe(f))
+        for b in active.nonzero().flatten().tolist():  # a stopped problem's factors stay frozen
+            adam_update_([U[b], V[b]], [grad_u[b], grad_v[b]], [first_u[b], first_v[b]],
+                         [second_u[b], second_v[b]], it, beta1, beta2, rates[b] * scales[b], eps_b[b])
+        rates = [rate * decay for rate, decay in zip(rates, plateau.observe(f).tolist())]
         f_prev = f
 
 
@@ -105,14 +104,18 @@ class Adam(MomentumSolver):
             state.buffers[key] = torch.zeros_like(state.U if key.endswith("U") else state.V)
 
     def adam_steps(self, state: MomentumState, grad_u, grad_v) -> tuple[torch.Tensor, torch.Tensor]:
-        """Advance the moments and return Adam's displacements (ΔU, ΔV) for this iteration, O((m + n) r)."""
-        if "eps" not in state.extra:  # ε relative to the first gradient's RMS (scale invariance)
-            state.extra["eps"] = float(relative_eps(self.params["eps"], grad_u, grad_v))
-        p, buf = self.params, state.buffers
-        alpha = state.lr * state.extra["scale"]
-        return tuple(adam_displacement(g, buf[f"m{x}"], buf[f"v{x}"], state.k, p["beta1"], p["beta2"], alpha,
-                                       state.extra["eps"]) for g, x in ((grad_u, "U"), (grad_v, "V")))
+        """Take Adam's step in place and return the displacements (ΔU, ΔV) it made, O((m + n) r)."""
+        before = state.U.clone(), state.V.clone()
+        self._adam_update(state, grad_u, grad_v)
+        return state.U - before[0], state.V - before[1]
 
     def update(self, dp, state: MomentumState, f, grad_u, grad_v) -> None:
-        du, dv = self.adam_steps(state, grad_u, grad_v)
-        state.U, state.V = state.U + du, state.V + dv
+        self._adam_update(state, grad_u, grad_v)
+
+    def _adam_update(self, state: MomentumState, grad_u, grad_v) -> None:
+        """Adam's step in place (``adam_update_``), ε relative to the first gradient's RMS (scale invariance)."""
+        if "eps" not in state.extra:
+            state.extra["eps"] = float(relative_eps(self.params["eps"], grad_u, grad_v))
+        p, buf = self.params, state.buffers
+        adam_update_([state.U, state.V], [grad_u, grad_v], [buf["mU"], buf["mV"]], [buf["vU"], buf["vV"]], state.k,
+                     p["beta1"], p["beta2"], state.lr * state.extra["scale"], state.extra["eps"])

@@ -69,8 +69,7 @@ class AdamSGD(Adam):
             state.U = heavy_ball(state.U, state.buffers["U"], grad_u, steps[0], b1)
             state.V = heavy_ball(state.V, state.buffers["V"], grad_v, steps[1], b1)
             return
-        du, dv = self.adam_steps(state, grad_u, grad_v)
-        state.U, state.V = state.U + du, state.V + dv
+        du, dv = self.adam_steps(state, grad_u, grad_v)  # Adam's step, taken in place
         descent = -inner((du, dv), (grad_u, grad_v))
         gamma = None
         if descent > 0:

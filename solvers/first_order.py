@@ -94,15 +94,17 @@ class RowBatches:
         return block, not self._order
 
 
-def batch_value_and_grad(dp, U: torch.Tensor, V: torch.Tensor, rows: torch.Tensor | None):
-    """f and gradients on a row block I (all rows when ``rows`` is None).
+def batch_value_and_grad(dp, U: torch.Tensor, V: torch.Tensor, rows: torch.Tensor | None,
+                         buffers: dict | None = None):
+    """f and gradients on a row block I (all rows when ``rows`` is None; then into ``buffers`` if given, see
+    ``value_and_grad``: the returned gradients live there until the next call).
 
     f separates over rows given V, so the U-rows of the block get their exact partial gradient and the other
     rows zero; ∇_V f = Σ_blocks ∇_V f_I is estimated without bias by (m/|I|) ∇_V f_I, and f by (m/|I|) f_I.
     Cost O(|I| n r).
     """
     if rows is None:
-        return value_and_grad(dp.A, dp.W, U, V)
+        return value_and_grad(dp.A, dp.W, U, V, buffers)
     f, gu, gv = value_and_grad(dp.A[rows], dp.W[rows], U[rows], V)
     scale = U.shape[0] / rows.numel()
     grad_u = torch.zeros_like(U)
@@ -114,15 +116,23 @@ def batch_value_and_grad(dp, U: torch.Tensor, V: torch.Tensor, rows: torch.Tenso
 class Plateau:
     """Learning-rate decay on plateaus: after ``patience`` epochs without a new lowest objective, multiply
     the rate by ``factor``. (An epoch is one iteration in full batch, m/rows iterations with minibatches.)
-    Elementwise: a batch of objectives (one per problem) keeps one record per problem, on their device."""
+    Elementwise: a batch of objectives (one per problem) keeps one record per problem, on their device; a single
+    objective given as a float is kept as floats (no tensor work in a solver's loop)."""
 
     patience: int
     factor: float = 0.5
-    best: torch.Tensor | None = None    # lowest objective so far
-    waited: torch.Tensor | None = None  # epochs since it was reached
+    best: torch.Tensor | float | None = None    # lowest objective so far
+    waited: torch.Tensor | int | None = None    # epochs since it was reached
 
-    def observe(self, f) -> torch.Tensor:
-        """Record one epoch's objective(s); returns the rate multiplier(s), 1 or ``factor`` (float64)."""
+    def observe(self, f):
+        """Record one epoch's objective(s); returns the rate multiplier(s), 1 or ``factor`` (a float for a float f,
+        else a float64 tensor)."""
+        if isinstance(f, float):
+            self.best, self.waited = (f, 0) if self.best is None or f < self.best else (self.best, self.waited + 1)
+            if 0 < self.patience <= self.waited:
+                self.waited = 0
+                return self.factor
+            return 1.0
         f = torch.as_tensor(f, dtype=torch.float64)
         if self.best is None:
             self.best, self.waited = torch.full_like(f, math.inf), torch.zeros_like(f, dtype=torch.int64)
@@ -150,6 +160,7 @@ class MomentumState:
     epoch_f: float = 0.0  # objective estimate accumulated over the current epoch
     epoch_blocks: int = 0
     extra: dict = field(default_factory=dict)
+    scratch: dict = field(default_factory=dict)  # the full-batch gradient's buffers (``value_and_grad``)
 
 
 # Declarations shared by the momentum solvers (``solvers.params``).
@@ -194,7 +205,7 @@ class MomentumSolver(FirstOrderSolver):
 
     def step(self, dp, state: MomentumState) -> MomentumState:
         state.rows, epoch_end = state.batches.next()
-        f, grad_u, grad_v = batch_value_and_grad(dp, state.U, state.V, state.rows)
+        f, grad_u, grad_v = batch_value_and_grad(dp, state.U, state.V, state.rows, state.scratch)
         f = float(f)
         state.k += 1
         self.update(dp, state, f, grad_u, grad_v)

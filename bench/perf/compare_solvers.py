@@ -65,6 +65,15 @@ def time_to(trace, target: float) -> float:
     return point.seconds if point else math.inf
 
 
+def solve_from(problem, spec, start, **solve_kw):
+    """Run one solver spec ("adam" or a (name, params) pair) from the factors ``start`` = (U0, V0); a closed-form
+    solver has no start and runs as it is. ``solve_kw`` go to ``solve`` (seed, time_limit, max_iter, device,
+    dtype). Returns the SolveResult (its ``solver`` is the spec's label)."""
+    name, params = (spec, {}) if isinstance(spec, str) else spec
+    solver = solvers.get(name, **params)
+    return solver.solve(problem, init=None if solver.closed_form else start, **solve_kw)
+
+
 def compare(problem, names, *, init="best_closed_form", rtol=1e-3, seed=0, time_limit=None, max_iter=None,
             device=None, dtype=None) -> dict:
     """Run each solver in ``names`` (strings like "adam" or (name, params) pairs) from one shared start.
@@ -75,11 +84,9 @@ def compare(problem, names, *, init="best_closed_form", rtol=1e-3, seed=0, time_
     U0, V0, init_seconds = shared_init(problem, init, seed=seed, device=device, dtype=dtype)
     runs = {}
     for spec in names:
-        name, params = (spec, {}) if isinstance(spec, str) else spec
-        solver = solvers.get(name, **params)
-        start = None if solver.closed_form else (U0, V0)  # a closed form has no start: it runs as it is
-        runs[solver.label] = solver.solve(problem, init=start, seed=seed, time_limit=time_limit,
-                                          max_iter=max_iter, device=device, dtype=dtype)
+        res = solve_from(problem, spec, (U0, V0), seed=seed, time_limit=time_limit, max_iter=max_iter,
+                         device=device, dtype=dtype)
+        runs[res.solver] = res
     best = min(p.objective for r in runs.values() for p in r.trace if math.isfinite(p.objective))
     target = target_value(best, problem.weighted_norm, rtol)
     reach = {label: time_to(r.trace, target) for label, r in runs.items()}

@@ -3,7 +3,8 @@
 - ``best_time(fn, device)``: wall-clock timing that waits for queued CUDA work before reading the clock
   (``solvers.device.synchronize``: a CUDA kernel launch returns immediately).
 - ``gemm_gflops``: the machine's own dense GEMM rate for a given shape, dtype and device; the reference that an
-  algorithm's achieved FLOP/s is read against.
+  algorithm's achieved FLOP/s is read against; ``product_seconds``: the same product timed as a block as long as
+  the work compared with it (a reference that shares the load on the machine).
 - ``iteration_model(name)``: the FLOP model and reference GEMM shape a solver declares on its class, so
   achieved GFLOP/s = model FLOPs / measured seconds (``modelled_solvers`` lists those that declare one).
 - ``stacked_problems``: the seeded (B, m, n) workload of batched solvers; ``batched_mode(name)``: a solver's
@@ -49,6 +50,30 @@ def gemm_gflops(m: int, n: int, k: int, *, dtype=torch.float32, device="cpu", re
     X = torch.randn(m, n, generator=g, dtype=dtype).to(device)
     Y = torch.randn(n, k, generator=g, dtype=dtype).to(device)
     return 2.0 * m * n * k / best_time(lambda: X @ Y, device, repeat) / 1e9
+
+
+def product_seconds(m: int, k: int, n: int, *, seconds: float, dtype=torch.float32, device="cpu",
+                    seed: int = 0, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds per product (m×k)·(k×n) run back to back for about ``seconds`` of ``clock`` (at least 3, into one
+    output); ``clock=time.thread_time`` counts this thread's CPU time instead of wall time.
+
+    The mean over a block, not a best time: a reference that lasts as long as the work it is compared with
+    bears the same share of any load on the machine, so their ratio stays meaningful under load."""
+    device = resolve_device(device)
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(m, k, generator=g, dtype=dtype).to(device)
+    Y = torch.randn(k, n, generator=g, dtype=dtype).to(device)
+    out = torch.empty(m, n, dtype=dtype, device=device)
+    torch.mm(X, Y, out=out)
+    synchronize(device)
+    count, start = 0, clock()
+    while count < 3 or clock() - start < seconds:
+        torch.mm(X, Y, out=out)
+        count += 1
+        if count % 8 == 0:
+            synchronize(device)
+    synchronize(device)
+    return (clock() - start) / count
 
 
 def iteration_model(name: str) -> tuple[Callable[[int, int, int], float], Callable] | None:
