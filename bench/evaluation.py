@@ -6,8 +6,10 @@ worker like any solve (wall-clock limit, isolation, any executor). Its single ro
 holds the model's ``n_params``, ``eval_loss`` and, for a sentence encoder, ``eval_accuracy`` (retrieval), each
 with its bootstrap 95 % interval over the units (``problems.lm.bootstrap``); ``info`` holds the per-unit
 losses (so that reports can compare models *paired*, on the same units), the layer → run id map and the
-held-out setting. The dense model is the evaluation of no layers. An evaluation's id hashes the model, the
-held-out setting and the layer → run id map, so it is resumable like a run.
+held-out setting, and for a model whose ranks were allocated under a budget (``bench.allocation``) the
+allocation (strategy, budget, rank per layer, what it spends; also the ``allocation`` column). The dense model is
+the evaluation of no layers. An evaluation's id hashes the model, the held-out setting, the layer → run id map
+and the allocation's strategy and budget, so it is resumable like a run.
 
 Its ``problem`` is the ``HeldOut`` setting (model, cache, text, tokens, seed): a worker loads that model and
 its batches once and keeps them for the next evaluation of the same setting.
@@ -56,9 +58,14 @@ def held_out_data(setting: HeldOut):
     return lm, batches_for(lm, setting.text, setting.tokens, seed=setting.seed)
 
 
-def evaluation_id(setting: HeldOut, layers: dict) -> str:
-    """The id of the evaluation of ``setting``'s model with ``layers`` (Linear name → run id) replaced."""
-    key = json.dumps({"evaluation": setting.key, "layers": sorted(layers.items())})
+def evaluation_id(setting: HeldOut, layers: dict, allocation: dict | None = None) -> str:
+    """The id of the evaluation of ``setting``'s model with ``layers`` (Linear name → run id) replaced, its ranks
+    allocated by ``allocation`` (``EvaluationTask.allocation``; None: the dense model). Two strategies or budgets
+    that happen to give the same ranks are two records, each under its own name."""
+    key = {"evaluation": setting.key, "layers": sorted(layers.items())}
+    if allocation is not None:
+        key["allocation"] = [allocation["strategy"], allocation["budget"]]
+    key = json.dumps(key)
     return "eval-" + hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
@@ -78,12 +85,20 @@ class EvaluationTask(Shipped):
     device: str  # where the layers were solved (the model is evaluated on the CPU)
     dtype: str
     layers: tuple = ()
+    # how the layers' ranks were chosen: strategy, budget (= param_ratio), ranks (Linear name → rank), params
+    # (Σ r(m+n)), budget_params, dense_params, predicted_error (None when not computed); None for the dense model
+    allocation: dict | None = None
     wall_limit: float | None = None
     plugins: tuple = ()
     threads: int | None = None
 
     def summary(self) -> str:
-        return f"evaluating {self.model_name} {self.solver} ρ={self.param_ratio:g} ({len(self.layers)} layers)"
+        how = f" {self.allocation['strategy']}" if self.allocation else ""
+        return f"evaluating {self.model_name} {self.solver} ρ={self.param_ratio:g}{how} ({len(self.layers)} layers)"
+
+    def _info(self) -> dict:
+        info = {"layers": {name: rid for name, rid, _ in self.layers}}
+        return {**info, "allocation": self.allocation} if self.allocation else info
 
     def _row(self, point: dict, metrics: dict) -> dict:
         run = {"run_id": self.run_id, "problem": self.model_name, "family": "", "m": 0, "n": 0, "rank": 0,
@@ -91,14 +106,14 @@ class EvaluationTask(Shipped):
                "params": self.params, "seed": self.seed, "device": self.device, "dtype": self.dtype,
                "max_iter": -1, "time_limit": math.nan, "f_star": math.nan, "rel_f_star": math.nan,
                "weighted_norm": math.nan, **COMPRESSION_DEFAULTS, "record": "evaluation", "model": self.model_name,
-               **metrics}
+               "allocation": self.allocation["strategy"] if self.allocation else "", **metrics}
         base = {"iteration": 0, "objective": math.nan, "rel_error": math.nan, "final": True, "n_iter": 0}
         return columns(run, [{**base, **point}], environment())
 
     def failure_rows(self, stop_reason: str, message: str, wall_time: float, started_at: str | None = None,
                      n_iter: int = 0) -> dict:
         point = {"time": math.nan, "stop_reason": stop_reason, "message": message, "wall_time": wall_time,
-                 "info": json.dumps({"layers": {name: rid for name, rid, _ in self.layers}}),
+                 "info": json.dumps(self._info()),
                  "started_at": started_at or utc_now()}
         return self._row(point, {})
 
@@ -121,9 +136,8 @@ class EvaluationTask(Shipped):
         metrics = {"n_params": result["n_params"], "eval_loss": loss[0], "eval_loss_low": loss[1],
                    "eval_loss_high": loss[2], "eval_accuracy": accuracy[0], "eval_accuracy_low": accuracy[1],
                    "eval_accuracy_high": accuracy[2]}
-        info = {"layers": {name: rid for name, rid, _ in self.layers}, "held_out": json.loads(self.problem.key),
-                "kind": lm.kind, "units": {"loss": units.loss.tolist(), "terms": units.terms.tolist(),
-                                           "hits": units.hits.tolist()}}
+        info = {**self._info(), "held_out": json.loads(self.problem.key), "kind": lm.kind,
+                "units": {"loss": units.loss.tolist(), "terms": units.terms.tolist(), "hits": units.hits.tolist()}}
         point = {"time": result["eval_time"], "stop_reason": "evaluated", "message": "",
                  "wall_time": time.perf_counter() - t0, "info": json.dumps(info), "started_at": started_at}
         return self._row(point, metrics)

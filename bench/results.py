@@ -62,16 +62,19 @@ SCHEMA = pa.schema([
     # model/layer/module: the Linear a run solved ("", -1, "" for other problems; an evaluation has the model);
     # tol: the run's relative-decrease tolerance (NaN: the solver's default);
     # n_params: the run's r(m+n) factor entries, or the evaluated model's parameters;
-    # eval_*: held-out loss and retrieval accuracy with their bootstrap 95 % interval (NaN for runs).
+    # eval_*: held-out loss and retrieval accuracy with their bootstrap 95 % interval (NaN for runs);
+    # allocation: how an evaluated model's ranks were chosen under its budget param_ratio ("uniform", "greedy":
+    # bench.allocation; the ranks per layer and what they spend in info["allocation"]); "" for runs and dense.
     ("record", pa.string()), ("model", pa.string()), ("layer", pa.int64()), ("module", pa.string()),
     ("tol", pa.float64()), ("n_params", pa.int64()), ("eval_loss", pa.float64()), ("eval_loss_low", pa.float64()),
     ("eval_loss_high", pa.float64()), ("eval_accuracy", pa.float64()), ("eval_accuracy_low", pa.float64()),
-    ("eval_accuracy_high", pa.float64()),
+    ("eval_accuracy_high", pa.float64()), ("allocation", pa.string()),
     *CALIBRATION,  # keep last: one block
 ])
 COMPRESSION_DEFAULTS = {"record": "run", "model": "", "layer": -1, "module": "", "tol": float("nan"), "n_params": -1,
                         **{c: float("nan") for c in ("eval_loss", "eval_loss_low", "eval_loss_high", "eval_accuracy",
-                                                     "eval_accuracy_low", "eval_accuracy_high")}}
+                                                     "eval_accuracy_low", "eval_accuracy_high")},
+                        "allocation": ""}
 COLUMNS = tuple(SCHEMA.names)
 # The value each optional block's columns take on the rows of a task that does not measure them.
 ROW_DEFAULTS = {"activation_error": float("nan"), **COMPRESSION_DEFAULTS,

@@ -81,11 +81,37 @@ def _lm_blocks(results_dir: Path, store: pd.DataFrame, colours, fig_dir: Path) -
         pairs = lm.significance(store)
         blocks += [Heading(2, "Whole-model compression"),
                    Para("The chosen Linear layers of the model compressed by each solver at each parameter ratio "
-                        "(the other layers dense); held-out loss with its 95 % bootstrap interval over the "
-                        "held-out units (dense: the uncompressed model). Per layer: relative weighted error and "
-                        "solver seconds of the runs the model used."),
+                        "(the other layers dense; allocation: how the ranks were spread under that total ratio); "
+                        "held-out loss with its 95 % bootstrap interval over the held-out units (dense: the "
+                        "uncompressed model). Over the layers the model used: mean and max relative "
+                        "Fisher-weighted error, mean activation error ‖(A − UVᵀ)X‖²/‖AX‖² (when the layers "
+                        "carried input statistics), solver seconds."),
                    Image(f"figures/{path.name}", "held-out loss versus parameter ratio"),
                    Table(table)]
+        agreement = lm.objective_agreement(table)
+        if not agreement.empty:
+            blocks += [Heading(3, "Fisher-weighted or activation error: which one predicts the loss"),
+                       Para("Per ratio and allocation, across the compressed models: the one with the lowest mean "
+                            "Fisher-weighted error, the lowest mean activation error and the lowest held-out loss, "
+                            "and the Spearman correlation of each layer objective with the loss and of the two "
+                            "with each other. Where the two notions of importance agree, both correlate with the "
+                            "loss and with each other; where they do not, the one that correlates with the loss "
+                            "is the one the model cares about."),
+                       Table(agreement)]
+        strategies = lm.strategy_table(store)
+        if not strategies.empty:
+            ranks = lm.allocation_ranks(store)
+            fig = save(lm.allocation_figure(ranks), fig_dir / "allocation.png")
+            blocks += [Heading(3, "Rank allocation at equal parameters"),
+                       Para("Each allocation strategy against uniform at the same budget ρ and solver: the "
+                            "parameters of the compressed layers (at most the budget's Σ ⌊ρmn/(m+n)⌋(m+n), so "
+                            "within one rank step per layer of each other), the held-out loss, and its paired "
+                            "bootstrap difference from uniform (negative: better than uniform). predicted_error: "
+                            "Σ of the layers' error curves at their ranks, what greedy minimises."),
+                       Table(strategies),
+                       Para("The rank of every layer under each strategy, as the layer's parameter ratio "
+                            "r(m+n)/(mn) (dashed: the budget ρ), by block, one line per module."),
+                       Image(f"figures/{fig.name}", "rank per layer under each allocation")]
         if not pairs.empty:
             blocks += [Heading(3, "Which differences are significant"),
                        Para("Each pair of models at one ratio, compared on the same held-out units by a paired "

@@ -13,7 +13,7 @@ pytest.importorskip("tokenizers")
 
 import lm_tiny  # noqa: E402
 from bench import results  # noqa: E402
-from bench.compression import LAYER_TIME_LIMIT, LAYER_TOL, compress  # noqa: E402
+from bench.compression import LAYER_TIME_LIMIT, LAYER_TOL, compress, requires_inputs  # noqa: E402
 from bench.evaluation import HeldOut  # noqa: E402
 from problems import lm as lmpkg  # noqa: E402
 from problems.lm.loss import evaluate  # noqa: E402
@@ -35,8 +35,9 @@ def tiny(tmp_path_factory):
 
 
 def _grid(tiny, out, specs, ratios, tokens=256, problems=None, **kw):
+    kw = {"log": lambda *_: None, **kw}
     return compress(problems or tiny.problems, specs, ratios, held_out=HeldOut(tiny.folder, None, tiny.text, tokens),
-                    model_name=tiny.lm.name, out=out, progress=False, log=lambda *_: None, **kw)
+                    model_name=tiny.lm.name, out=out, progress=False, **kw)
 
 
 def _mtimes(folder, pattern):
@@ -163,3 +164,90 @@ def test_resume_after_sigkill_solves_no_finished_layer_again(tiny, tmp_path):
     assert sorted(models["solver"]) == ["dense", "plugin_sleep[seconds=0.4]", "plugin_sleep[seconds=0.4]", "svd", "svd"]
     same = models.groupby("param_ratio")["eval_loss"].agg(np.ptp)  # plugin_sleep is the truncated SVD
     assert (same.drop(1.0) < 1e-9).all() and "Paired bootstrap" in done.stdout
+
+
+@pytest.fixture(scope="module")
+def with_inputs(tiny):
+    """The tiny layers carrying their input statistics, from the Fisher's text, tokens and seed."""
+    stats = lmpkg.input_statistics(tiny.lm, tiny.names, text=tiny.text, tokens=64, progress=False)
+    fisher = lmpkg.fisher(tiny.lm, tiny.names, text=tiny.text, tokens=64, progress=False)
+    return lmpkg.lm_problems(tiny.lm, tiny.names, fisher, text=tiny.text, inputs=stats)
+
+
+def test_activation_aware_solvers_join_the_grid_and_every_layer_records_its_activation_error(tiny, with_inputs,
+                                                                                              tmp_path, capsys):
+    assert requires_inputs("svd,asvd") and requires_inputs(["svd_llm[]"]) and not requires_inputs("svd,adam")
+    frame = _grid(tiny, tmp_path / "plain", ["svd", "asvd"], [0.5], tokens=128)
+    assert set(report.evaluations(frame)["solver"]) == {"dense", "svd"}  # asvd refuses layers without inputs
+    assert capsys.readouterr().err.count("skipping asvd on tiny-llama.") == 6
+    assert np.isnan(frame["activation_error"]).all()
+
+    frame = _grid(tiny, tmp_path / "inputs", ["svd", "fwsvd_row", "asvd", "svd_llm"], [0.5], tokens=128,
+                  problems=with_inputs)
+    runs = frame[frame["final"] & (frame["record"] == "run")]
+    assert len(runs) == 6 * 4 and np.isfinite(runs["activation_error"]).all()
+    assert runs["activation_error"].between(0, 1).all()
+    act = runs.pivot(index="problem", columns="solver", values="activation_error")
+    for p in with_inputs:  # svd_llm minimises the activation objective at every rank: the lowest on every layer
+        U, V = results.read_factors(results.factors_path(tmp_path / "inputs",
+                                                         runs.loc[(runs["problem"] == p.name) &
+                                                                  (runs["solver"] == "svd"), "run_id"].item()))
+        assert act.loc[p.name, "svd"] == pytest.approx(p.with_rank(U.shape[1]).activation_error(U, V), rel=1e-9)
+    assert (act["svd_llm"] <= act.drop(columns="svd_llm").min(axis=1) + 1e-9).all()
+    table = report.model_table(frame).set_index("solver")
+    assert set(table.index) == {"dense", "svd", "fwsvd_row", "asvd", "svd_llm"}
+    assert table.loc["svd_llm", "mean_activation_error"] == pytest.approx(act["svd_llm"].mean())
+    agreement = report.objective_agreement(report.model_table(frame)).iloc[0]
+    assert agreement["models"] == 4 and agreement["lowest activation"] == "svd_llm"
+    assert -1 <= agreement["activation ~ loss ρ"] <= 1
+
+
+def test_greedy_allocation_meets_the_budget_records_its_ranks_and_shares_runs_with_uniform(tiny, tmp_path):
+    from bench.allocation import allocate, layer_params
+
+    budgets = [0.3, 0.5]
+    frame = _grid(tiny, tmp_path, ["svd"], budgets, tokens=128, strategies=["uniform", "greedy"])
+    runs = frame[frame["final"] & (frame["record"] == "run")].set_index("run_id")
+    models = report.evaluations(frame)
+    dense = models.loc[models["solver"] == "dense"].iloc[0]
+    dense_layers = sum(p.shape[0] * p.shape[1] for p in tiny.problems)
+    largest_step = max(sum(p.shape) for p in tiny.problems)
+    assert sorted(zip(models["param_ratio"], models["allocation"])) == \
+        [(0.3, "greedy"), (0.3, "uniform"), (0.5, "greedy"), (0.5, "uniform"), (1.0, "")]
+    for ev in models[models["solver"] != "dense"].itertuples():
+        info = json.loads(ev.info)
+        alloc = info["allocation"]
+        expected = allocate(tiny.problems, ev.param_ratio, ev.allocation)
+        assert alloc["strategy"] == ev.allocation and alloc["budget"] == ev.param_ratio
+        assert [alloc["ranks"][n] for n in tiny.names] == list(expected.ranks)
+        used = runs.loc[[info["layers"][n] for n in tiny.names]]
+        assert list(used["rank"]) == list(expected.ranks)  # the model's layers are the runs at those ranks
+        spent = sum(layer_params(p.shape, r) for p, r in zip(tiny.problems, expected.ranks))
+        assert alloc["params"] == spent == (used["n_params"]).sum()
+        assert dense.n_params - ev.n_params == dense_layers - spent  # the model's size is what the layers spend
+        assert spent <= alloc["budget_params"] < spent + largest_step  # the budget, within one rank step
+        assert alloc["budget_params"] <= ev.param_ratio * dense_layers
+    assert len(runs) == len({(p, r) for p, r in zip(runs["problem"], runs["rank"])})  # one run per layer and rank
+    greedy = allocate(tiny.problems, 0.5, "greedy").ranks
+    uniform = allocate(tiny.problems, 0.5).ranks
+    assert greedy != uniform and any(g == u for g, u in zip(greedy, uniform))  # shared layers are solved once
+
+    curves = _mtimes(tmp_path / "curves", "*.npy")
+    assert len(curves) == len(tiny.problems)
+    before = _mtimes(tmp_path / "runs", "*.parquet")
+    _grid(tiny, tmp_path, ["svd"], [0.5], tokens=128)  # --param-ratio 0.5: uniform at budget 0.5, stored already
+    assert _mtimes(tmp_path / "runs", "*.parquet") == before and _mtimes(tmp_path / "curves", "*.npy") == curves
+
+    table = report.strategy_table(frame)
+    assert list(zip(table["param_ratio"], table["allocation"])) == \
+        [(0.5, "uniform"), (0.5, "greedy"), (0.3, "uniform"), (0.3, "greedy")]
+    greedy_rows = table[table["allocation"] == "greedy"]
+    assert np.isfinite(greedy_rows["Δ loss vs uniform"]).all() and greedy_rows["p-value"].between(0, 1).all()
+    assert greedy_rows["predicted_error"].tolist() == pytest.approx(
+        [allocate(tiny.problems, rho, "greedy").predicted_error for rho in (0.5, 0.3)], rel=1e-12)
+    ranks = report.allocation_ranks(frame)
+    assert len(ranks) == 2 * 2 * 6 and set(ranks["module"]) == {"q", "up", "down"}
+    fig = report.allocation_figure(ranks)
+    assert len(fig.axes) == 4 and "greedy" in fig.axes[1].get_title()
+    with pytest.raises(ValueError, match="unknown allocation strategy 'best'"):
+        _grid(tiny, tmp_path, ["svd"], [0.5], strategies=["best"])

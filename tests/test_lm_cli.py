@@ -41,8 +41,8 @@ def test_compress_stores_layers_and_models_and_exports_the_tables(folder, text, 
     assert main(argv) == 0
     out = capsys.readouterr().out
     table = pd.read_csv(table_csv)
-    assert list(table.columns[:8]) == ["model", "solver", "param_ratio", "n_params", "eval_loss", "loss_low",
-                                       "loss_high", "Δ loss vs dense"]
+    assert list(table.columns[:9]) == ["model", "solver", "param_ratio", "allocation", "n_params", "eval_loss",
+                                       "loss_low", "loss_high", "Δ loss vs dense"]
     assert table.solver[0] == "dense" and sorted(table.solver[1:]) == ["fwsvd_row"] * 2 + ["svd"] * 2
     dense = table.iloc[0]
     assert dense.mean_rel_error == 0 and "perplexity" in table.columns and (table.n_layers[1:] == 6).all()
@@ -59,6 +59,33 @@ def test_compress_stores_layers_and_models_and_exports_the_tables(folder, text, 
     assert "rank" in out and "Paired bootstrap" in out
     assert main(argv) == 0  # resumed: everything is in the store, nothing is solved again
     assert pd.read_csv(table_csv).equals(table)
+
+
+def test_compress_with_an_activation_aware_solver_and_greedy_allocation_then_report(folder, text, tmp_path, capsys):
+    store = tmp_path / "store"
+    common = ["compress", "--model", folder, "--text", text, "--eval-text", text, "--tokens", "64", "--eval-tokens",
+              "128", "--solver", "svd,asvd", "--layers", "0", "--modules", "q,up,down", "--cache",
+              str(tmp_path / "cache"), "--out", str(store), "--no-progress"]
+    assert main(common + ["--budget", "0.5", "--allocation", "uniform,greedy"]) == 0
+    out = capsys.readouterr().out
+    assert "input statistics on 128 tokens (computed)" in out and "Allocation strategies at equal budgets" in out
+    frame = results.load(store)
+    runs = frame[frame["final"] & (frame["record"] == "run")]
+    assert set(runs["solver"]) == {"svd", "asvd"} and runs["activation_error"].map(math.isfinite).all()
+    models = frame[frame["final"] & (frame["record"] == "evaluation")]
+    assert sorted(zip(models["solver"], models["allocation"])) == [
+        ("asvd", "greedy"), ("asvd", "uniform"), ("dense", ""), ("svd", "greedy"), ("svd", "uniform")]
+
+    before = {f.name: f.stat().st_mtime_ns for f in (store / "runs").glob("*.parquet")}
+    assert main(common + ["--param-ratio", "0.5"]) == 0  # uniform at 0.5: the same runs and model, resumed
+    assert "input statistics on 128 tokens (cached)" in capsys.readouterr().out
+    assert {f.name: f.stat().st_mtime_ns for f in (store / "runs").glob("*.parquet")} == before
+
+    assert main(["report", str(store), "--out", str(tmp_path / "report")]) == 0
+    md = (tmp_path / "report" / "summary.md").read_text(encoding="utf-8")
+    assert "Rank allocation at equal parameters" in md and "| asvd | greedy |" in md
+    assert "Fisher-weighted or activation error: which one predicts the loss" in md
+    assert (tmp_path / "report" / "figures" / "allocation.png").is_file()
 
 
 def test_risk_table_measures_loss_increase(text):
@@ -122,6 +149,8 @@ def test_risk_table_reports_each_new_row_and_reuses_done_ones():
     (["compress", "--model", "nope"], "unknown model"),
     (["compress", "--param-ratio", "-1"], "positive"),
     (["compress", "--solver", "nosuch"], "unknown solver"),
+    (["compress", "--budget", "0.5,x"], "comma list"),
+    (["compress", "--allocation", "uniform,best"], "unknown allocation strategy 'best'"),
     (["fisher", "--tokens", "0"], "positive"),
     (["svd-risk", "--suite", "nosuch"], "unknown suite"),
     (["svd-risk", "--suite", "synthetic-small", "--eval-tokens", "0"], "positive"),
