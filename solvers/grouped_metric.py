@@ -32,8 +32,15 @@ from __future__ import annotations
 
 import torch
 
+from solvers.params import Int
+
 FEATURES = 8    # random directions the row profiles are projected onto before grouping
 RIDGE = 1e-6    # ridge on each M_k, relative to its mean diagonal
+
+
+# The metric's parameters, shared by the solvers that use it.
+GROUPS = Int(8, ge=1, doc="row (and column) groups of the weighted metric")
+REFRESH = Int(50, ge=0, doc="iterations between rebuilds of the metric (and any carried residual); 0: never")
 
 
 def bisection_groups(X: torch.Tensor, groups: int) -> list[torch.Tensor]:

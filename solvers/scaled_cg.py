@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from solvers.scaled_gd import GROUPS, REFRESH, LineState, ScaledGD
+from solvers.grouped_metric import GROUPS, REFRESH
+from solvers.scaled_gd import LineState, ScaledGD
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> float:

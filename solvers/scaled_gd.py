@@ -23,9 +23,9 @@ import torch
 
 from solvers.base import SolverStop
 from solvers.first_order import FirstOrderSolver
-from solvers.grouped_metric import GroupedMetric
+from solvers.grouped_metric import GROUPS, REFRESH, GroupedMetric
 from solvers.objective import stacked_half_gradient, weighted_residual, weighted_sum
-from solvers.params import Choice, Int
+from solvers.params import Choice
 from solvers.quartic import coefficients, line_products, minimiser
 
 
@@ -56,8 +56,6 @@ class LineState:
 
 
 METRIC = Choice("grouped", ("grouped", "gram"), doc="grouped: weighted (grouped_metric); gram: ScaledGD's (VᵀV)⁻¹")
-GROUPS = Int(8, ge=1, doc="row (and column) groups of the weighted metric")
-REFRESH = Int(50, ge=0, doc="iterations between rebuilds of the metric and the residual; 0: never")
 
 
 class ScaledGD(FirstOrderSolver):

@@ -41,7 +41,7 @@ import torch
 
 from solvers.base import SolverStop
 from solvers.first_order import FirstOrderSolver
-from solvers.grouped_metric import GroupedMetric
+from solvers.grouped_metric import GROUPS, REFRESH, GroupedMetric
 from solvers.objective import stacked_half_gradient, weighted_residual
 from solvers.params import Int, Real
 
@@ -143,8 +143,7 @@ class ScaledLBFGS(FirstOrderSolver):
     name = "scaled_lbfgs"
     family = "quasi-newton"
     parameters = {"memory": Int(3, ge=1, doc="(s, y) pairs kept"),
-                  "groups": Int(8, ge=1, doc="row (and column) groups of the metric"),
-                  "refresh": Int(50, ge=0, doc="iterations between rebuilds of the metric; 0: never"),
+                  "groups": GROUPS, "refresh": REFRESH,
                   "armijo": Real(1e-4, gt=0, lt=1, doc="sufficient-decrease constant c")}
     monotone = True
     exact_on = frozenset({"constant", "separable", "planted", "completion"})
