@@ -45,7 +45,7 @@ from bench.perf.compare_solvers import first_below, shared_init, solve_from, tar
 from bench.perf.throughput import product_seconds
 from bench.tables import format_table
 from problems.files import atomic_path
-from solvers.base import DeviceProblem, SolverStop
+from solvers.base import DeviceProblem, SolverStop, default_tolerance
 from solvers.device import resolve_device, resolve_dtype
 from solvers.initial import initial_factors
 from solvers.result import TracePoint
@@ -87,14 +87,16 @@ class CPURun:
     stop_reason: str
 
 
-def cpu_solve(problem, spec, start, *, time_limit, max_iter, device, dtype) -> CPURun:
-    """Run an iterative solver's own loop (``start``, then ``step`` until max_iter, the time limit, its tolerance,
+def cpu_solve(problem, spec, start, *, time_limit, max_iter, device, dtype, tol=None) -> CPURun:
+    """Run an iterative solver's own loop (``start``, then ``step`` until max_iter, the time limit, its tolerance
+    (``tol``; None: the solver's default for the dtype, as ``solve`` does),
     a ``SolverStop`` or a non-finite f) timing this thread's CPU seconds (``time.thread_time``) of the start and of
     each step; the objective of each point is measured outside the timed spans, as the base class does."""
     name, params = (spec, {}) if isinstance(spec, str) else spec
     solver = solvers.get(name, **params)
     dp = DeviceProblem.from_problem(problem, resolve_device(device), dtype, 0)
     max_iter = solver.default_max_iter if max_iter is None else max_iter
+    tol = default_tolerance(solver.default_tol, dp.A.dtype) if tol is None else tol
     began = time.thread_time()
     state = solver.start(dp, *initial_factors(start, dp))
     seconds = time.thread_time() - began
@@ -116,16 +118,17 @@ def cpu_solve(problem, spec, start, *, time_limit, max_iter, device, dtype) -> C
             stop = "diverged"
             break
         trace.append(TracePoint(len(trace), seconds, f))
-        if abs(f_prev - f) <= solver.default_tol * f_prev:
+        if abs(f_prev - f) <= tol * f_prev:
             stop = "converged"
             break
     return CPURun(solver.label, trace, trace[-1].objective, len(trace) - 1, stop)
 
 
 def race_problem(problem, specs, *, dtypes, repeats: int, init: str, time_limit, max_iter, device,
-                 clock: str = "wall") -> dict:
+                 clock: str = "wall", tol=None) -> dict:
     """Every spec × dtype × repeat on ``problem`` from one start; returns the runs and the targets (a dict).
-    ``clock="cpu"``: iterative solvers run through ``cpu_solve`` and the GEMM unit is CPU time too."""
+    ``clock="cpu"``: iterative solvers run through ``cpu_solve`` and the GEMM unit is CPU time too. ``tol``: the
+    solvers' stopping tolerance (None: each solver's default for the dtype; 0: run to the time limit)."""
     U0, V0, init_seconds = shared_init(problem, init, seed=0, device=device, dtype=torch.float64)
     (m, n), r = problem.shape, problem.rank
     timer = time.thread_time if clock == "cpu" else time.perf_counter
@@ -137,10 +140,10 @@ def race_problem(problem, specs, *, dtypes, repeats: int, init: str, time_limit,
                 gemm = product_seconds(m, r, n, seconds=GEMM_SECONDS, dtype=dtype, device=device, clock=timer)
                 if clock == "cpu" and not solvers.solver_class(spec[0]).closed_form:
                     res = cpu_solve(problem, spec, (U0, V0), time_limit=time_limit, max_iter=max_iter,
-                                    device=device, dtype=dtype)
+                                    device=device, dtype=dtype, tol=tol)
                 else:
                     res = solve_from(problem, spec, (U0, V0), seed=0, time_limit=time_limit, max_iter=max_iter,
-                                     device=device, dtype=dtype)
+                                     device=device, dtype=dtype, tol=tol)
                 runs.append({"solver": res.solver, "dtype": str(dtype).removeprefix("torch."), "repeat": rep,
                              "gemm_seconds": gemm, "result": res})
     best = min(p.objective for run in runs for p in run["result"].trace if math.isfinite(p.objective))
@@ -241,6 +244,9 @@ def main(argv=None) -> int:
     ap.add_argument("--init", default="best_closed_form", help="best_closed_form, random, or a solver name")
     ap.add_argument("--time-limit", type=float, default=10.0, help="solver seconds per run")
     ap.add_argument("--max-iter", type=int, default=None)
+    ap.add_argument("--tol", type=float, default=None,
+                    help="stopping tolerance of every iterative run (default: each solver's for the dtype; 0: run "
+                         "to the time limit, to see how far past its own stop a solver would go)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
@@ -264,7 +270,8 @@ def main(argv=None) -> int:
     rows = []
     for problem in problems:
         race = race_problem(problem, specs, dtypes=dtypes, repeats=args.repeats, init=args.init,
-                            time_limit=args.time_limit, max_iter=args.max_iter, device=device, clock=args.clock)
+                            time_limit=args.time_limit, max_iter=args.max_iter, device=device, clock=args.clock,
+                            tol=args.tol)
         rows += run_rows(race)
         wn = problem.weighted_norm
         print(f"\n{problem.name} ({problem.shape[0]}×{problem.shape[1]}, r{problem.rank}): start rel_error "
