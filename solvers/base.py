@@ -341,11 +341,15 @@ class IterativeSolver(Solver):
     ``DIVERGENCE_FACTOR`` × Σ W A²) ends the run with "diverged", returning, and tracing up to, the last
     finite iterate. Class defaults:
     ``default_max_iter``, ``default_tol`` (relative decrease |f_prev − f| ≤ tol·f_prev counts as converged;
-    never below ``default_tolerance``'s floor for the working dtype), ``default_init`` (see ``solvers.initial``).
+    never below ``default_tolerance``'s floor for the working dtype), ``converged_after`` (how many consecutive
+    iterations must pass that test before the run stops: more than 1 for a method whose decrease per iteration
+    fluctuates, so that one short step does not end it; an exact fit stops at once), ``default_init`` (see
+    ``solvers.initial``).
     """
 
     default_max_iter: ClassVar[int] = 500
     default_tol: ClassVar[float] = 1e-10
+    converged_after: ClassVar[int] = 1
     default_init: ClassVar[str] = "best_closed_form"
 
     def start(self, dp: DeviceProblem, U: torch.Tensor, V: torch.Tensor):
@@ -370,7 +374,7 @@ class IterativeSolver(Solver):
         trace = [TracePoint(0, clock.elapsed, f)]
         good = tuple(t.clone() for t in self.factors(state))
         info: dict = {}
-        it, stop = 0, None
+        it, stop, calm = 0, None, 0  # calm: consecutive iterations that passed the relative-decrease test
         if callback is not None and callback(trace[-1]):
             stop = "callback"
         while stop is None:
@@ -396,9 +400,10 @@ class IterativeSolver(Solver):
             it += 1
             trace.append(TracePoint(it, clock.elapsed, f))
             good = tuple(t.clone() for t in self.factors(state))
+            calm = calm + 1 if converged(f_prev, f, tol, exact) else 0
             if callback is not None and callback(trace[-1]):
                 stop = "callback"
-            elif converged(f_prev, f, tol, exact):
+            elif f <= exact or calm >= self.converged_after:
                 stop = "converged"
         info.update(self.describe(state))
         U, V = good if stop == "diverged" else self.factors(state)

@@ -147,6 +147,7 @@ class ScaledLBFGS(FirstOrderSolver):
                   "armijo": Real(1e-4, gt=0, lt=1, doc="sufficient-decrease constant c")}
     monotone = True
     exact_on = frozenset({"constant", "separable", "planted", "completion"})
+    converged_after = 2  # one short step (after a restart, or a backtrack) is common; two in a row mean a stall
 
     @classmethod
     def flops(cls, m: int, n: int, r: int) -> float:

@@ -60,6 +60,32 @@ def test_solver_stop_and_convergence_and_callback():
     assert res.stop_reason == "callback" and res.n_iter == 4 and len(stops) == 5
 
 
+
+class Scripted(IterativeSolver):
+    """Unregistered toy solver: U ← c_k U0 with c_k from ``SCRIPT``, so the objective's decreases are chosen."""
+
+    SCRIPT = (0.0, 0.5, 0.5, 0.9, 0.9, 0.9, 0.9)  # steps 2, 4, 5 and 6 leave f unchanged
+
+    def start(self, dp, U, V):
+        return {"U0": U, "U": 0 * U, "V": V, "k": 0}
+
+    def factors(self, state):
+        return state["U"], state["V"]
+
+    def step(self, dp, state):
+        k = state["k"] + 1
+        return {**state, "U": self.SCRIPT[k] * state["U0"], "k": k}
+
+
+def test_converged_after_needs_that_many_consecutive_small_decreases():
+    class Patient(Scripted):
+        converged_after = 2
+
+    res = Scripted().solve(P, init="random", max_iter=6)
+    assert res.stop_reason == "converged" and res.n_iter == 2  # the first unchanged f stops it
+    res = Patient().solve(P, init="random", max_iter=6)
+    assert res.stop_reason == "converged" and res.n_iter == 5  # 2 alone is not enough; 4 and 5 in a row are
+
 def test_clock_excludes_objective_measurement(monkeypatch):
     real = DeviceProblem.objective
 

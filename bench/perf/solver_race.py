@@ -101,7 +101,7 @@ def cpu_solve(problem, spec, start, *, time_limit, max_iter, device, dtype, tol=
     state = solver.start(dp, *initial_factors(start, dp))
     seconds = time.thread_time() - began
     f = dp.objective(*solver.factors(state))
-    trace, stop = [TracePoint(0, seconds, f)], "max_iter"
+    trace, stop, calm = [TracePoint(0, seconds, f)], "max_iter", 0
     while len(trace) <= max_iter:
         if time_limit is not None and seconds >= time_limit:
             stop = "time_limit"
@@ -118,7 +118,8 @@ def cpu_solve(problem, spec, start, *, time_limit, max_iter, device, dtype, tol=
             stop = "diverged"
             break
         trace.append(TracePoint(len(trace), seconds, f))
-        if abs(f_prev - f) <= tol * f_prev:
+        calm = calm + 1 if abs(f_prev - f) <= tol * f_prev else 0
+        if calm >= solver.converged_after:  # as ``IterativeSolver._run``
             stop = "converged"
             break
     return CPURun(solver.label, trace, trace[-1].objective, len(trace) - 1, stop)
