@@ -24,6 +24,22 @@ def _slug(text: str, k: int) -> str:
     return f"{k:02d}-" + re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:60]
 
 
+WIDE = 12  # problems beyond which a per-problem table lists the problems as rows, not as columns
+
+
+def _per_problem(table: pd.DataFrame, row_label: str, column: str) -> pd.DataFrame:
+    """A (solver × problem) table for the report: one column per problem (named by ``column``) when there are
+    at most ``WIDE`` problems, else transposed, one row per problem and one column per solver (a compression
+    store has a problem per layer and rank: hundreds of columns would be unreadable)."""
+    if table.shape[1] <= WIDE:
+        shown = table.copy()
+        shown.columns = [column.format(c) for c in shown.columns]
+        return shown.rename_axis(row_label).reset_index()
+    shown = table.T
+    shown.columns = [column.format(c) for c in shown.columns]
+    return shown.rename_axis("problem").reset_index()
+
+
 def _verdict_blocks(rank, times, levels, flagged_runs, n_runs) -> list:
     score = (f"Score: the shifted geometric mean over the problems of the solver seconds to reach s ≤ "
              f"{verdict.TARGET:g} (shift {verdict.SHIFT:g} s; a problem not reached counts as "
@@ -41,17 +57,13 @@ def _verdict_blocks(rank, times, levels, flagged_runs, n_runs) -> list:
     else:
         clock = (f"Clocks: none of the {n_runs} runs was measured under contention (every calibration within "
                  f"{clocks.MARGIN:g}× of the sweep's median).")
-    shown = times.copy()
-    shown.columns = [f"{c} [s]" for c in shown.columns]
     blocks = [Para(verdict.sentence(rank)), Table(rank), Para(score), Para(clock),
               Heading(3, f"Time to s ≤ {verdict.TARGET:g} per problem [s]: the score's inputs"),
-              Table(shown.rename_axis("solver").reset_index())]
+              Table(_per_problem(times, "solver", "{} [s]"))]
     if not levels.empty:
-        ref = levels.copy()
-        ref.columns = [f"s on {c}" for c in ref.columns]
         blocks += [Heading(3, "Closed-form baselines: reference levels (relative suboptimality s)"),
-                   Para("The best one (first row) is drawn in the figures as a dotted grey level."),
-                   Table(ref.rename_axis("closed form").reset_index())]
+                   Para("The best one (first row, or column) is drawn in the figures as a dotted grey level."),
+                   Table(_per_problem(levels, "closed form", "s on {}"))]
     return [Heading(2, "Verdict"), Section("verdict", tuple(blocks))]
 
 

@@ -91,3 +91,18 @@ def test_info_is_visible_in_the_final_table(tmp_path):
     md = (build_report(write_store(tmp_path, runs), tmp_path / "r").parent / "summary.md").read_text()
     assert "switch_iteration=1, switch_rule=auto, sgd_rate=0.25" in md
     assert isinstance(pd.read_parquet(next((tmp_path / "runs").glob("*.parquet")))["info"].iloc[0], str)
+
+
+def test_per_problem_tables_turn_problems_into_rows_when_there_are_many():
+    import pandas as pd
+
+    from reports.build import WIDE, _per_problem
+
+    few = pd.DataFrame([[1.0, 2.0], [3.0, 4.0]], index=["adam", "als"], columns=["p1", "p2"])
+    shown = _per_problem(few, "solver", "{} [s]")
+    assert list(shown.columns) == ["solver", "p1 [s]", "p2 [s]"] and list(shown["solver"]) == ["adam", "als"]
+    problems = [f"layer{k}" for k in range(WIDE + 1)]
+    many = pd.DataFrame([range(WIDE + 1), range(WIDE + 1)], index=["adam", "als"], columns=problems)
+    shown = _per_problem(many, "solver", "{} [s]")
+    assert list(shown.columns) == ["problem", "adam [s]", "als [s]"] and list(shown["problem"]) == problems
+    assert shown["als [s]"].tolist() == list(range(WIDE + 1))
