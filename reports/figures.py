@@ -31,8 +31,6 @@ def log_scale(ax, which: str = "x", base: float = 10) -> None:
 def tidy_log(ax, which: str = "x") -> None:
     """Readable labels on a drawn base-10 log axis: plain numbers (0.002, 5, 1e-06), at 1-2-5 steps when the
     axis spans under two decades (otherwise one label per decade would be all there is), never minor labels."""
-    from matplotlib.ticker import LogLocator
-
     axis = ax.xaxis if which == "x" else ax.yaxis
     lo, hi = ax.get_xlim() if which == "x" else ax.get_ylim()
     numbered_log(axis, lo, hi)

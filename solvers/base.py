@@ -29,7 +29,7 @@ from solvers import registry
 from solvers.budget import check_budget
 from solvers.device import resolve_device, resolve_dtype, synchronize
 from solvers.initial import initial_factors
-from solvers.params import Param, as_param
+from solvers.params import as_param
 from solvers.result import SolveResult, TracePoint
 
 REQUIREMENTS = {  # what a solver may require of a problem beyond A and W (``Solver.requires``): attribute -> what

@@ -45,7 +45,7 @@ def test_closed_form_solver_matches_and_has_no_iteration_rate():
 
 
 def test_als_rows_agree_and_report_gflops():
-    als = _als()
+    _als()  # skips when the build has no ALS
     p = synthetic.heavy_tailed(*gpu_check.SMALL.check, seed=0)
     assert gpu_check.precision_check("als", p, CPU, iters=5)["rel diff"] <= 1e-4
     speed = gpu_check.speed_solver("als", p, CPU, iters=2, time_limit=10.0)
