@@ -50,17 +50,26 @@ MAX_TRIALS = 30  # backtracking trials per iteration before the line search give
 
 class PairStore:
     """Up to ``memory`` pairs (s_i, ŷ_i = P⁻¹y_i) in memory + 1 slots (a new pair never overwrites a kept one
-    before it is accepted), with the upper triangle of SᵀY, YᵀŶ (symmetric: P is) and, for the current G,
-    a = SᵀG and b = ŶᵀG (float64, on the host, indexed by slot). The y_i themselves are not kept: every product
-    the compact form needs involves the newest y, and comes out of one product with the store per iteration."""
+    before it is accepted), slot-major (slot i holds s_i then ŷ_i), with the scalars of the compact form:
+    sy[i][j] = s_iᵀy_j (i older than j), yy[i][j] = ŷ_iᵀy_j = y_iᵀP⁻¹y_j (symmetric: P is) and, for the current G,
+    a[i] = s_iᵀG, b[i] = ŷ_iᵀG, indexed by slot. The scalar algebra (two triangular solves of order ≤ memory)
+    is done in Python floats on the host: it is O(memory²), and torch's per-call overhead on tensors that
+    small would cost more than the vector work of a small problem.
+
+    The y_i themselves are never formed or kept: with y = G_old − G_new, every product the compact form needs
+    comes out of the one product of the store with G_new per iteration (``update``) and products already known:
+        s_iᵀy = a_old[i] − a_new[i],   ŷ_iᵀy = b_old[i] − b_new[i]            (kept pairs),
+        sᵀy = sᵀG_old − a_new[new],    ŷᵀy = G_oldᵀP⁻¹G_old − 2 b_new[new] − G_newᵀP⁻¹G_new   (the new pair;
+    the last from ŷ = P⁻¹G_old − P⁻¹G_new and P symmetric). Slots are taken lowest first, so the slots ever
+    written are a prefix of the store and the products read only that prefix."""
 
     def __init__(self, memory: int, like: torch.Tensor):
         self.memory, slots = memory, memory + 1
-        self.vectors = torch.zeros(2, slots, like.numel(), dtype=like.dtype, device=like.device)  # S, Ŷ
-        self.sy = torch.zeros(slots, slots, dtype=torch.float64)  # sy[i, j] = s_iᵀ y_j, i older than j
-        self.yy = torch.zeros(slots, slots, dtype=torch.float64)  # yy[i, j] = ŷ_iᵀ y_j = y_iᵀ P⁻¹ y_j
-        self.a = torch.zeros(slots, dtype=torch.float64)
-        self.b = torch.zeros(slots, dtype=torch.float64)
+        self.vectors = torch.empty(slots, 2, like.numel(), dtype=like.dtype, device=like.device)  # (s, ŷ) per slot
+        self.written = 0  # slots [0, written) hold finite vectors
+        self.sy = [[0.0] * slots for _ in range(slots)]
+        self.yy = [[0.0] * slots for _ in range(slots)]
+        self.a, self.b = [0.0] * slots, [0.0] * slots
         self.order: list[int] = []  # kept slots, oldest first
 
     def clear(self) -> None:
@@ -70,41 +79,54 @@ class PairStore:
         return next(i for i in range(self.memory + 1) if i not in self.order)
 
     def pair(self, slot: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (s, ŷ) buffers of ``slot``, shaped like the iterate."""
-        return self.vectors[0, slot].view_as(like), self.vectors[1, slot].view_as(like)
+        """The (s, ŷ) buffers of ``slot``, shaped like the iterate; the caller fills both before ``update``."""
+        self.written = max(self.written, slot + 1)
+        return self.vectors[slot, 0].view_as(like), self.vectors[slot, 1].view_as(like)
 
-    def update(self, slot: int, yg: torch.Tensor) -> tuple[float, float]:
-        """With (s, ŷ) of the newest pair written into ``slot`` and yg = [y; G] (2 × size, G the new gradient):
-        one product over the store gives every s_iᵀy, ŷ_iᵀy (the new pair's) and a, b (for G).
+    def update(self, slot: int, G_new: torch.Tensor, s_g_old: float, g_old: float, g_new: float) -> tuple[float, float]:
+        """With the new pair (s, ŷ) in ``slot``, the new gradient G_new, s_g_old = sᵀG_old and the metric norms
+        g_old = G_oldᵀP⁻¹G_old, g_new = G_newᵀP⁻¹G_new: every s_iᵀy, ŷ_iᵀy of the new y (class docstring) and
+        a, b for G_new, from one matrix-vector product over the written slots.
         Returns (sᵀy, ŷᵀy) of the new pair; ``commit`` keeps it."""
-        products = (self.vectors.view(-1, self.vectors.shape[-1]) @ yg.mT).double().cpu()
-        slots = self.memory + 1
-        self.a, self.b = products[:slots, 1], products[slots:, 1]
-        self._new = (products[:slots, 0], products[slots:, 0])
-        return float(self._new[0][slot]), float(self._new[1][slot])
+        w = self.written
+        products = torch.mv(self.vectors[:w].view(2 * w, -1), G_new.view(-1)).tolist()
+        a_new, b_new = products[0::2], products[1::2]
+        sy = {i: self.a[i] - a_new[i] for i in self.order}
+        yy = {i: self.b[i] - b_new[i] for i in self.order}
+        sy[slot], yy[slot] = s_g_old - a_new[slot], g_old - 2 * b_new[slot] - g_new
+        self.a[:w], self.b[:w] = a_new, b_new
+        self._new = (sy, yy)
+        return sy[slot], yy[slot]
 
     def commit(self, slot: int) -> None:
         """Keep the pair of the last ``update`` (dropping the oldest beyond ``memory``)."""
-        self.sy[:, slot], self.yy[:, slot] = self._new
-        self.yy[slot, :] = self._new[1]
+        sy, yy = self._new
+        for i in sy:
+            self.sy[i][slot] = sy[i]
+            self.yy[i][slot] = self.yy[slot][i] = yy[i]
         self.order.append(slot)
         if len(self.order) > self.memory:
             self.order.pop(0)
 
     def direction(self, PG: torch.Tensor, gamma: float, out: torch.Tensor) -> torch.Tensor:
         """H G in the compact form (module docstring), into ``out``; γ P⁻¹ G with no pairs kept."""
-        if not self.order:
+        o = self.order
+        if not o:
             return torch.mul(PG, gamma, out=out)
-        o = torch.tensor(self.order)
-        sy, yy = self.sy[o][:, o], self.yy[o][:, o]
-        upper = torch.triu(sy)
-        u = torch.linalg.solve_triangular(upper, self.a[o, None], upper=True)
-        rhs = (torch.diag(torch.diagonal(sy)) + gamma * yy) @ u - gamma * self.b[o, None]
-        p = torch.linalg.solve_triangular(upper.mT, rhs, upper=False)
-        coef = torch.zeros(2, self.memory + 1, dtype=torch.float64)
-        coef[0, o], coef[1, o] = p[:, 0], -gamma * u[:, 0]
-        torch.addmv(PG.view(-1), self.vectors.view(-1, self.vectors.shape[-1]).mT,
-                    coef.flatten().to(out.dtype).to(out.device), beta=gamma, out=out.view(-1))
+        k, sy, yy = len(o), self.sy, self.yy
+        u = [0.0] * k  # R_S u = a, R_S upper triangular: back substitution
+        for i in reversed(range(k)):
+            u[i] = (self.a[o[i]] - sum(sy[o[i]][o[j]] * u[j] for j in range(i + 1, k))) / sy[o[i]][o[i]]
+        p = [0.0] * k  # R_Sᵀ p = (D + γ YᵀŶ) u − γ b: forward substitution
+        for i in range(k):
+            rhs = sy[o[i]][o[i]] * u[i] + gamma * sum(yy[o[i]][o[j]] * u[j] for j in range(k)) - gamma * self.b[o[i]]
+            p[i] = (rhs - sum(sy[o[j]][o[i]] * p[j] for j in range(i))) / sy[o[i]][o[i]]
+        w = self.written
+        coef = [0.0] * (2 * w)
+        for i, slot in enumerate(o):
+            coef[2 * slot], coef[2 * slot + 1] = p[i], -gamma * u[i]
+        torch.addmv(PG.view(-1), self.vectors[:w].view(2 * w, -1).mT,
+                    torch.tensor(coef, dtype=out.dtype, device=out.device), beta=gamma, out=out.view(-1))
         return out
 
 
@@ -116,10 +138,11 @@ class LBFGSState:
     A: torch.Tensor          # A and W in grouped order
     W: torch.Tensor
     f: float
-    yg: torch.Tensor         # 2 × (m + n) × r: [y of the last step; G = −½∇f at X]
-    yg_next: torch.Tensor    # the same for the next step
+    G: torch.Tensor          # −½∇f at X
+    G_next: torch.Tensor     # the same at the next iterate
     PG: torch.Tensor         # P⁻¹ G
     PG_next: torch.Tensor
+    g: float                 # Gᵀ P⁻¹ G
     d: torch.Tensor          # the search direction
     metric: GroupedMetric
     pairs: PairStore
@@ -127,10 +150,6 @@ class LBFGSState:
     WR: torch.Tensor         # W ⊙ R there
     gamma: float = 1.0
     k: int = 0
-
-    @property
-    def G(self) -> torch.Tensor:
-        return self.yg[1]
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -161,41 +180,40 @@ class ScaledLBFGS(FirstOrderSolver):
         metric.build(X)
         R, WR = torch.empty_like(A), torch.empty_like(A)
         f, WR = weighted_residual(A, W, X[:m], X[m:], R, WR)
-        yg = X.new_empty((2, *X.shape))
-        stacked_half_gradient(WR, X, m, out=yg[1])
-        s = LBFGSState(X=X, X_trial=torch.empty_like(X), m=m, A=A, W=W, f=float(f), yg=yg,
-                       yg_next=torch.empty_like(yg), PG=metric.apply_stacked(yg[1]), PG_next=torch.empty_like(X),
-                       d=torch.empty_like(X), metric=metric, pairs=PairStore(self.params["memory"], X), R=R, WR=WR)
-        return s
+        G = stacked_half_gradient(WR, X, m)
+        PG = metric.apply_stacked(G)
+        return LBFGSState(X=X, X_trial=torch.empty_like(X), m=m, A=A, W=W, f=float(f), G=G,
+                          G_next=torch.empty_like(X), PG=PG, PG_next=torch.empty_like(X), g=_dot(G, PG),
+                          d=torch.empty_like(X), metric=metric, pairs=PairStore(self.params["memory"], X), R=R, WR=WR)
 
     def step(self, dp, s: LBFGSState) -> LBFGSState:
         every = self.params["refresh"]
         if every and s.k and s.k % every == 0:  # a new metric: the kept ŷ belong to the old one
             s.metric.build(s.X)
             s.metric.apply_stacked(s.G, out=s.PG)
+            s.g = _dot(s.G, s.PG)
             s.pairs.clear()
         d = s.pairs.direction(s.PG, s.gamma, out=s.d)
         slope = _dot(s.G, d)
         if slope <= 0:  # not a descent direction: restart from the scaled gradient
             s.pairs.clear()
             d = s.pairs.direction(s.PG, s.gamma, out=s.d)
-            slope = _dot(s.G, d)
+            slope = s.gamma * s.g
         t = self.line_search(dp, s, d, slope)
-        y, G_new = s.yg_next
-        stacked_half_gradient(s.WR, s.X_trial, s.m, out=G_new)
+        G_new = stacked_half_gradient(s.WR, s.X_trial, s.m, out=s.G_next)
         PG_new = s.metric.apply_stacked(G_new, out=s.PG_next)
+        g_new = _dot(G_new, PG_new)
         slot = s.pairs.free_slot()
         step, pre_change = s.pairs.pair(slot, s.X)
         torch.mul(d, t, out=step)
-        torch.sub(s.G, G_new, out=y)
         torch.sub(s.PG, PG_new, out=pre_change)
-        sy, y_hy = s.pairs.update(slot, s.yg_next.view(2, -1))
+        sy, y_hy = s.pairs.update(slot, G_new, t * slope, s.g, g_new)
         if sy > 0:
             s.pairs.commit(slot)
             if y_hy > 0:
                 s.gamma = sy / y_hy
         s.X, s.X_trial = s.X_trial, s.X
-        s.yg, s.yg_next, s.PG, s.PG_next = s.yg_next, s.yg, PG_new, s.PG
+        s.G, s.G_next, s.PG, s.PG_next, s.g = G_new, s.G, PG_new, s.PG, g_new
         s.k += 1
         return s
 
