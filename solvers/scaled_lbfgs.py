@@ -41,7 +41,7 @@ import torch
 
 from solvers.base import SolverStop
 from solvers.first_order import FirstOrderSolver
-from solvers.grouped_metric import GROUPS, REFRESH, GroupedMetric
+from solvers.grouped_metric import GROUPS, GroupedMetric
 from solvers.objective import stacked_half_gradient, weighted_residual
 from solvers.params import Int, Real
 
@@ -79,7 +79,7 @@ class PairStore:
         return next(i for i in range(self.memory + 1) if i not in self.order)
 
     def pair(self, slot: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (s, ŷ) buffers of ``slot``, shaped like the iterate; the caller fills both before ``update``."""
+        """The (s, ŷ) buffers of ``slot``, shaped like the iterate; both are filled before ``update``."""
         self.written = max(self.written, slot + 1)
         return self.vectors[slot, 0].view_as(like), self.vectors[slot, 1].view_as(like)
 
@@ -108,11 +108,15 @@ class PairStore:
         if len(self.order) > self.memory:
             self.order.pop(0)
 
-    def direction(self, PG: torch.Tensor, gamma: float, out: torch.Tensor) -> torch.Tensor:
-        """H G in the compact form (module docstring), into ``out``; γ P⁻¹ G with no pairs kept."""
+    def direction(self, PG: torch.Tensor, gamma: float, g: float) -> tuple[int, torch.Tensor, float]:
+        """(the free slot, d = H G in the compact form (module docstring) written into that slot's s buffer, the
+        slope ⟨G, H G⟩), given g = Gᵀ P⁻¹ G; with no pairs kept, d = γ P⁻¹ G. The slope is γ g + pᵀa − γ uᵀb:
+        scalars already known, no pass over G. The step s = t d then needs no pass of its own when t = 1."""
+        slot = self.free_slot()
+        out = self.pair(slot, PG)[0]
         o = self.order
         if not o:
-            return torch.mul(PG, gamma, out=out)
+            return slot, torch.mul(PG, gamma, out=out), gamma * g
         k, sy, yy = len(o), self.sy, self.yy
         u = [0.0] * k  # R_S u = a, R_S upper triangular: back substitution
         for i in reversed(range(k)):
@@ -121,13 +125,21 @@ class PairStore:
         for i in range(k):
             rhs = sy[o[i]][o[i]] * u[i] + gamma * sum(yy[o[i]][o[j]] * u[j] for j in range(k)) - gamma * self.b[o[i]]
             p[i] = (rhs - sum(sy[o[j]][o[i]] * p[j] for j in range(i))) / sy[o[i]][o[i]]
-        w = self.written
-        coef = [0.0] * (2 * w)
-        for i, slot in enumerate(o):
-            coef[2 * slot], coef[2 * slot + 1] = p[i], -gamma * u[i]
-        torch.addmv(PG.view(-1), self.vectors[:w].view(2 * w, -1).mT,
-                    torch.tensor(coef, dtype=out.dtype, device=out.device), beta=gamma, out=out.view(-1))
-        return out
+        coef = [0.0] * (2 * self.written)
+        for i, kept in enumerate(o):
+            coef[2 * kept], coef[2 * kept + 1] = p[i], -gamma * u[i]
+        flat, first = out.view(-1), True  # the slots before and after the free one (out is the free one's s)
+        for lo, hi in ((0, slot), (slot + 1, self.written)):
+            if lo < hi:
+                rows = self.vectors[lo:hi].view(2 * (hi - lo), -1).mT
+                c = torch.tensor(coef[2 * lo:2 * hi], dtype=out.dtype, device=out.device)
+                if first:
+                    torch.addmv(PG.view(-1), rows, c, beta=gamma, out=flat)
+                else:
+                    flat.addmv_(rows, c)
+                first = False
+        slope = gamma * g + sum(p[i] * self.a[o[i]] - gamma * u[i] * self.b[o[i]] for i in range(k))
+        return slot, out, slope
 
 
 @dataclass
@@ -143,7 +155,6 @@ class LBFGSState:
     PG: torch.Tensor         # P⁻¹ G
     PG_next: torch.Tensor
     g: float                 # Gᵀ P⁻¹ G
-    d: torch.Tensor          # the search direction
     metric: GroupedMetric
     pairs: PairStore
     R: torch.Tensor          # m × n scratch: the residual of the last point evaluated
@@ -162,7 +173,9 @@ class ScaledLBFGS(FirstOrderSolver):
     name = "scaled_lbfgs"
     family = "quasi-newton"
     parameters = {"memory": Int(3, ge=1, doc="(s, y) pairs kept"),
-                  "groups": GROUPS, "refresh": REFRESH,
+                  "groups": GROUPS,
+                  "refresh": Int(0, ge=0, doc="iterations between rebuilds of the metric, each of which empties the "
+                                            "memory; 0 (the default): never, see docs/solvers-fastest.md"),
                   "armijo": Real(1e-4, gt=0, lt=1, doc="sufficient-decrease constant c")}
     monotone = True
     exact_on = frozenset({"constant", "separable", "planted", "completion"})
@@ -184,7 +197,7 @@ class ScaledLBFGS(FirstOrderSolver):
         PG = metric.apply_stacked(G)
         return LBFGSState(X=X, X_trial=torch.empty_like(X), m=m, A=A, W=W, f=float(f), G=G,
                           G_next=torch.empty_like(X), PG=PG, PG_next=torch.empty_like(X), g=_dot(G, PG),
-                          d=torch.empty_like(X), metric=metric, pairs=PairStore(self.params["memory"], X), R=R, WR=WR)
+                          metric=metric, pairs=PairStore(self.params["memory"], X), R=R, WR=WR)
 
     def step(self, dp, s: LBFGSState) -> LBFGSState:
         every = self.params["refresh"]
@@ -193,20 +206,17 @@ class ScaledLBFGS(FirstOrderSolver):
             s.metric.apply_stacked(s.G, out=s.PG)
             s.g = _dot(s.G, s.PG)
             s.pairs.clear()
-        d = s.pairs.direction(s.PG, s.gamma, out=s.d)
-        slope = _dot(s.G, d)
+        slot, d, slope = s.pairs.direction(s.PG, s.gamma, s.g)
         if slope <= 0:  # not a descent direction: restart from the scaled gradient
             s.pairs.clear()
-            d = s.pairs.direction(s.PG, s.gamma, out=s.d)
-            slope = s.gamma * s.g
+            slot, d, slope = s.pairs.direction(s.PG, s.gamma, s.g)
         t = self.line_search(dp, s, d, slope)
+        if t != 1:
+            d.mul_(t)  # the slot now holds the step s = t d
         G_new = stacked_half_gradient(s.WR, s.X_trial, s.m, out=s.G_next)
         PG_new = s.metric.apply_stacked(G_new, out=s.PG_next)
         g_new = _dot(G_new, PG_new)
-        slot = s.pairs.free_slot()
-        step, pre_change = s.pairs.pair(slot, s.X)
-        torch.mul(d, t, out=step)
-        torch.sub(s.PG, PG_new, out=pre_change)
+        torch.sub(s.PG, PG_new, out=s.pairs.pair(slot, s.X)[1])
         sy, y_hy = s.pairs.update(slot, G_new, t * slope, s.g, g_new)
         if sy > 0:
             s.pairs.commit(slot)

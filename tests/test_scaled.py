@@ -157,8 +157,10 @@ def test_compact_direction_equals_the_two_loop_recursion():
         assert sy == pytest.approx(s @ y, rel=1e-12) and yy == pytest.approx(y @ (precond * y), rel=1e-12)
         store.commit(slot)
         pairs, g = (pairs + [(s, y)])[-memory:], g_new
-        z = store.direction(torch.from_numpy(precond * g), 0.7, out=torch.empty(N, dtype=torch.float64))
+        free, z, slope = store.direction(torch.from_numpy(precond * g), 0.7, g @ (precond * g))
+        assert free not in store.order and z.data_ptr() == store.pair(free, z)[0].data_ptr()
         np.testing.assert_allclose(z.numpy(), _two_loop(g, pairs, precond, 0.7), rtol=1e-10)
+        assert slope == pytest.approx(g @ z.numpy(), rel=1e-10)
 
 
 def _dp(problem):
