@@ -42,8 +42,8 @@ import torch
 from solvers.base import SolverStop
 from solvers.first_order import FirstOrderSolver
 from solvers.grouped_metric import GROUPS, GroupedMetric
-from solvers.objective import stacked_half_gradient, weighted_residual
-from solvers.params import Int, Real
+from solvers.joint_metric import JointDiagonalMetric
+from solvers.params import Choice, Int, Real
 
 MAX_TRIALS = 30  # backtracking trials per iteration before the line search gives up
 
@@ -155,7 +155,7 @@ class LBFGSState:
     PG: torch.Tensor         # P⁻¹ G
     PG_next: torch.Tensor
     g: float                 # Gᵀ P⁻¹ G
-    metric: GroupedMetric
+    metric: GroupedMetric | JointDiagonalMetric
     pairs: PairStore
     R: torch.Tensor          # m × n scratch: the residual of the last point evaluated
     WR: torch.Tensor         # W ⊙ R there
@@ -173,6 +173,9 @@ class ScaledLBFGS(FirstOrderSolver):
     name = "scaled_lbfgs"
     family = "quasi-newton"
     parameters = {"memory": Int(3, ge=1, doc="(s, y) pairs kept"),
+                  "metric": Choice("joint", ("joint", "grouped"),
+                                   doc="joint: solvers.joint_metric (each row's exact diagonal in one basis); "
+                                       "grouped: solvers.grouped_metric (one scale per row in K groups)"),
                   "groups": GROUPS,
                   "refresh": Int(0, ge=0, doc="iterations between rebuilds of the metric, each of which empties the "
                                             "memory; 0 (the default): never, see docs/solvers-fastest.md"),
@@ -187,22 +190,25 @@ class ScaledLBFGS(FirstOrderSolver):
         return 6.0 * m * n * r + 2.0 * (m + n) * r * r
 
     def start(self, dp, U, V):
-        m = U.shape[0]
-        metric = GroupedMetric(dp.W, self.params["groups"], dp.generator)
-        A, W, X = metric.permute(dp.A), metric.W, metric.stack(U, V)
-        metric.build(X)
+        if self.params["metric"] == "joint":
+            metric = JointDiagonalMetric(dp.W, dp.generator)
+        else:
+            metric = GroupedMetric(dp.W, self.params["groups"], dp.generator)
+        A, W, X = metric.permute(dp.A), metric.W, metric.start(U, V)
         R, WR = torch.empty_like(A), torch.empty_like(A)
-        f, WR = weighted_residual(A, W, X[:m], X[m:], R, WR)
-        G = stacked_half_gradient(WR, X, m)
+        f, WR = metric.residual(A, W, X, R, WR)
+        G = metric.half_gradient(WR, X, out=torch.empty_like(X))
         PG = metric.apply_stacked(G)
-        return LBFGSState(X=X, X_trial=torch.empty_like(X), m=m, A=A, W=W, f=float(f), G=G,
+        return LBFGSState(X=X, X_trial=torch.empty_like(X), m=U.shape[0], A=A, W=W, f=float(f), G=G,
                           G_next=torch.empty_like(X), PG=PG, PG_next=torch.empty_like(X), g=_dot(G, PG),
                           metric=metric, pairs=PairStore(self.params["memory"], X), R=R, WR=WR)
 
     def step(self, dp, s: LBFGSState) -> LBFGSState:
         every = self.params["refresh"]
-        if every and s.k and s.k % every == 0:  # a new metric: the kept ŷ belong to the old one
-            s.metric.build(s.X)
+        if every and s.k and s.k % every == 0:  # a new metric (and coordinates): the kept pairs belong to the old
+            s.X = s.metric.rebuild(s.X)
+            s.metric.residual(s.A, s.W, s.X, s.R, s.WR)
+            s.metric.half_gradient(s.WR, s.X, out=s.G)
             s.metric.apply_stacked(s.G, out=s.PG)
             s.g = _dot(s.G, s.PG)
             s.pairs.clear()
@@ -213,7 +219,7 @@ class ScaledLBFGS(FirstOrderSolver):
         t = self.line_search(dp, s, d, slope)
         if t != 1:
             d.mul_(t)  # the slot now holds the step s = t d
-        G_new = stacked_half_gradient(s.WR, s.X_trial, s.m, out=s.G_next)
+        G_new = s.metric.half_gradient(s.WR, s.X_trial, out=s.G_next)
         PG_new = s.metric.apply_stacked(G_new, out=s.PG_next)
         g_new = _dot(G_new, PG_new)
         torch.sub(s.PG, PG_new, out=s.pairs.pair(slot, s.X)[1])
@@ -229,11 +235,11 @@ class ScaledLBFGS(FirstOrderSolver):
 
     def line_search(self, dp, s: LBFGSState, d: torch.Tensor, slope: float) -> float:
         """The first t that passes the Armijo test; leaves x + t d in s.X_trial, W ⊙ R there in s.WR, f in s.f."""
-        c, m = self.params["armijo"], s.m
+        c = self.params["armijo"]
         t, floor = 1.0, None
         for _ in range(MAX_TRIALS):
             X = torch.add(s.X, d, alpha=t, out=s.X_trial)
-            f_new = float(weighted_residual(s.A, s.W, X[:m], X[m:], s.R, s.WR)[0])
+            f_new = float(s.metric.residual(s.A, s.W, X, s.R, s.WR)[0])
             if f_new <= s.f - 2 * c * t * slope:
                 s.f = f_new
                 return t

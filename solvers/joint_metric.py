@@ -1,0 +1,131 @@
+"""A fixed preconditioner for the factored WLRA problem: each row's ALS normal matrix, diagonal in one shared basis.
+
+With V fixed, f is a quadratic in U whose Hessian is block diagonal: row u_i couples only with itself, through
+
+    H_i = Vᵀ diag(W_i) V        (½ ∂²f / ∂u_i², the ALS normal matrix of row i).
+
+Forming every H_i costs (r + 1)/2 gradients' worth and applying all their inverses reads m·r² numbers, so a
+first-order method can afford neither per step. This metric keeps, for every row, the exact diagonal of H_i in
+one basis Q shared by all rows:
+
+    P_i = Q D_i Qᵀ,   D_i = diag(Q⁻¹ H_i Q⁻ᵀ) = W_i (Ṽ ⊙ Ṽ),   Ṽ = V Q⁻ᵀ,
+
+so that in the coordinates ũ_i = Qᵀ u_i the metric is diagonal: P̃⁻¹ g̃ = g̃ ⊘ D_i. Q is the basis
+that diagonalises two matrices jointly (generalised eigenvectors):
+
+    M = Vᵀ diag(w̄) V,   N = Vᵀ diag(e) V,   QQᵀ = M,   Q⁻¹ N Q⁻ᵀ diagonal,
+
+with w̄ the mean row of W and e the leading principal direction of the rows' deviations W_i − w̄. Then P_i = H_i
+exactly for every row of W in the span of w̄ and e: in particular for separable W = a bᵀ (P⁻¹ applied to −½∇_U f
+is then the exact ALS update of U), and for W ≡ 1, where P = VᵀV is the Riemannian metric of scaled gradient
+descent (Tong, Ma & Chi 2021; Mishra & Sepulchre 2016). The columns of W (the V-block, with U in place of V) are treated the same way, with their own basis.
+
+A solver using this metric works in those coordinates, x̃ = (Ũ, Ṽ) = (U Q_U, V Q_V), where applying P⁻¹ is one
+element-wise product. The products of the objective then carry an r×r core T = Q_U⁻¹ Q_V⁻ᵀ:
+
+    U Vᵀ = (Ũ T) Ṽᵀ,   G̃_U = (W⊙R)(Ṽ Tᵀ),   G̃_V = (W⊙R)ᵀ(Ũ T)     (G̃ = −½∇_x̃ f),
+
+two (m + n)·r·r products per iteration: the FLOPs of applying ``solvers.grouped_metric``'s P⁻¹ (H_i ≈ c_i M_k,
+one scale per row within K groups), which this metric replaces with each row's own diagonal along r directions,
+with no grouping and no permutation of the problem.
+
+A ridge, ``RIDGE`` × the mean diagonal, keeps M and each D_i invertible; a row or column of zero weight gets
+D = 1 (its gradient is zero); a numerically singular M falls back to its eigen-decomposition. Cost: e by
+``POWER_STEPS`` power iterations over W, O(mn) each, once; a build per side 2nr² for M, 2nr² for N, 2nr² for Ṽ,
+2mnr for D and O(r³) (one Cholesky, one eigh of r×r); per iteration 2(m + n)r² for the core products and
+O((m + n) r) for P⁻¹.
+"""
+from __future__ import annotations
+
+import torch
+
+from solvers.objective import gradients, weighted_residual
+
+POWER_STEPS = 6  # power iterations for the leading principal direction of the rows of W around their mean
+RIDGE = 1e-6     # ridge on M and on each D_i, relative to their mean diagonal
+
+
+def principal_deviation(W: torch.Tensor, generator: torch.Generator, steps: int = POWER_STEPS) -> torch.Tensor:
+    """The mean row w̄ of W (N × n) and the unit leading right singular vector of W − 1 w̄ᵀ by ``steps`` power
+    iterations from a seeded Gaussian vector (W − 1 w̄ᵀ is never formed: two matrix-vector products a step)."""
+    mean = W.mean(0)
+    x = torch.randn(W.shape[1], generator=generator, dtype=torch.float64).to(W.device, W.dtype)
+    for _ in range(steps):
+        y = W @ x - mean @ x
+        x = W.mT @ y - mean * y.sum()
+        x = x / x.norm().clamp_min(torch.finfo(W.dtype).tiny)
+    return mean, x
+
+
+class _Side:
+    """The metric of one block: the rows of W (the U-block, built from V), or given Wᵀ the V-block."""
+
+    def __init__(self, W: torch.Tensor, generator: torch.Generator):
+        self.W = W
+        self.mean, self.direction = principal_deviation(W, generator)
+
+    def build(self, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(Q, Q⁻¹, D⁻¹) at V: the basis, its inverse and each row's inverse diagonal (N × r)."""
+        tiny = torch.finfo(V.dtype).tiny
+        M = (V.mT * self.mean) @ V
+        M.diagonal().add_(RIDGE * M.diagonal().mean().clamp_min(tiny))
+        L, info = torch.linalg.cholesky_ex(M)
+        if int(info) == 0:
+            L_inv = torch.linalg.solve_triangular(L, torch.eye(M.shape[0], dtype=M.dtype, device=M.device),
+                                                  upper=False)
+        else:  # numerically singular M (e.g. rank-deficient V): whiten by its eigen-decomposition instead
+            lam, vec = torch.linalg.eigh(M)
+            root = lam.clamp_min(RIDGE * lam.max().clamp_min(tiny)).sqrt()
+            L, L_inv = vec * root, vec.mT / root[:, None]
+        C = L_inv @ ((V.mT * self.direction) @ V) @ L_inv.mT
+        E = torch.linalg.eigh(0.5 * (C + C.mT))[1]
+        Q, Q_inv = L @ E, E.mT @ L_inv
+        D = self.W @ (V @ Q_inv.mT).square()  # row i: diag(Q⁻¹ H_i Q⁻ᵀ)
+        D.add_(RIDGE * D.mean(1, keepdim=True))
+        return Q, Q_inv, torch.where(D > 0, 1 / D, torch.ones_like(D))
+
+
+class JointDiagonalMetric:
+    """The joint-diagonal metric for U and for V and its coordinates x̃ = (U Q_U, V Q_V) (module docstring).
+
+    ``start(U, V)`` builds the metric there and returns x̃ stacked ((m + n) × r); ``rebuild(x̃)`` builds it
+    anew at the point x̃ and returns that point in the new coordinates; ``unstack(x̃)`` gives (U, V);
+    ``residual`` and ``half_gradient`` evaluate f, W ⊙ R and G̃ = −½∇_x̃ f there; ``apply_stacked(G̃)`` is
+    P̃⁻¹ G̃. A and W stay in the problem's order (``permute`` is the identity)."""
+
+    def __init__(self, W: torch.Tensor, generator: torch.Generator):
+        self.m, self.W = W.shape[0], W
+        self.rows, self.cols = _Side(W, generator), _Side(W.mT, generator)
+
+    def permute(self, X: torch.Tensor) -> torch.Tensor:
+        return X
+
+    def start(self, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        self.Q_u, self.Q_u_inv, D_u = self.rows.build(V)
+        self.Q_v, self.Q_v_inv, D_v = self.cols.build(U)
+        self.T = self.Q_u_inv @ self.Q_v_inv.mT
+        self.T_t = self.T.mT.contiguous()
+        self.D_inv = torch.cat([D_u, D_v])
+        self.UT, self.VT = U.new_empty(U.shape), V.new_empty(V.shape)
+        return torch.cat([U @ self.Q_u, V @ self.Q_v])
+
+    def rebuild(self, X: torch.Tensor) -> torch.Tensor:
+        return self.start(*self.unstack(X))
+
+    def unstack(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return X[:self.m] @ self.Q_u_inv, X[self.m:] @ self.Q_v_inv
+
+    def residual(self, A: torch.Tensor, W: torch.Tensor, X: torch.Tensor, R: torch.Tensor, WR: torch.Tensor):
+        """(f, W ⊙ R) at x̃ (``objective.weighted_residual`` of Ũ T and Ṽ), keeping Ũ T for ``half_gradient``."""
+        torch.mm(X[:self.m], self.T, out=self.UT)
+        return weighted_residual(A, W, self.UT, X[self.m:], R, WR)
+
+    def half_gradient(self, WR: torch.Tensor, X: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """G̃ = ((W⊙R)(Ṽ Tᵀ), (W⊙R)ᵀ(Ũ T)) at the x̃ of the last ``residual``, into ``out``."""
+        torch.mm(X[self.m:], self.T_t, out=self.VT)
+        gradients(WR, self.UT, self.VT, out[:self.m], out[self.m:], scale=1.0)
+        return out
+
+    def apply_stacked(self, G: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """P̃⁻¹ G̃ = G̃ ⊘ D, same layout (into ``out`` when given)."""
+        return torch.mul(G, self.D_inv, out=out)
