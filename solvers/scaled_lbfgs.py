@@ -1,8 +1,12 @@
-"""L-BFGS on the factors (U, V) in the grouped weighted metric, with an Armijo line search: monotone.
+"""L-BFGS on the factors (U, V) in a weighted metric, with an Armijo line search: monotone.
 
 Notation: x = (U, V), stacked as one (m + n) × r array; G(x) = −½∇f = ((W⊙R) V, (W⊙R)ᵀ U) with R = A − U Vᵀ;
-P the metric of ``solvers.grouped_metric`` (≈ the block diagonal of ½∇²f, built at the start and every
-``refresh`` iterations). One iteration:
+P a fixed approximation of the block diagonal of ½∇²f (the rows' ALS normal matrices), built at the start (and
+every ``refresh`` iterations): ``metric="joint"`` (the default, ``solvers.joint_metric``: each row's exact
+diagonal in one jointly diagonalising basis) or ``"grouped"`` (``solvers.grouped_metric``: one scale per row within
+K groups). The iteration runs in the metric's coordinates (``start``, ``residual``, ``half_gradient``,
+``unstack``): for ``joint`` x̃ = (U Q_U, V Q_V), where P⁻¹ is element-wise; for ``grouped`` the rows in grouped
+order. L-BFGS with H₀ scaled by P⁻¹ is invariant to such a linear change of variables. One iteration:
 
     d = H G, with H the L-BFGS inverse-Hessian estimate (Nocedal 1980) from the last ``memory`` pairs
         s_i = x_{i+1} − x_i, y_i = G_i − G_{i+1}, started from H₀ = γ P⁻¹ with γ = sᵀy / yᵀP⁻¹y of the newest
@@ -15,23 +19,24 @@ H G is evaluated in the compact form of Byrd, Nocedal & Schnabel (1994), with ŷ
 pair: with a = SᵀG, b = ŶᵀG, R_S the upper triangle of SᵀY (chronological order), D its diagonal,
     u = R_S⁻¹ a,   p = R_S⁻ᵀ ((D + γ YᵀŶ) u − γ b),   H G = γ P⁻¹G + S p − γ Ŷ u.
 At ρ = 0.5 the factors hold half as many numbers as A, so passes over vectors of the factors' size are not cheap:
-the compact form reads the stored vectors in three products per iteration (the new pair's inner products with
-the store, a and b for the next G, and H G itself) where the two-loop recursion makes 5·memory vector passes,
-and P⁻¹ is applied once per iteration, to the new G. The iterate is kept in the metric's grouped order
-(``GroupedMetric.stack``; A and W are permuted once), which ``factors`` undoes for the trace.
+the compact form reads the stored vectors in two products per iteration (a and b for the new G, from which
+every product of the new pair follows, see ``PairStore``; and H G itself) where the two-loop recursion makes
+4·memory vector passes,
+and P⁻¹ is applied once per iteration, to the new G. ``factors`` maps the iterate back to (U, V) for the trace.
 
 A pair with sᵀy ≤ 0 is not stored (H stays positive definite); a direction that is not one of descent
 (⟨G, d⟩ ≤ 0) restarts from d = γ P⁻¹ G with an empty memory. Every accepted step satisfies the Armijo
 condition, so f never increases. When no step above rounding level decreases f, the run stops with "converged".
 
-Why this method: on Fisher-weighted LM matrices the curvature of a row of U is Vᵀ diag(W_i) V, whose scale varies
-by orders of magnitude between rows; Adam's per-coordinate scaling and ScaledGD's (VᵀV)⁻¹ do not capture it,
-the grouped metric does at O((m + n) r²) per step, and L-BFGS adds the coupling between U and V that the metric
-leaves out. docs/solvers-fastest.md has the measurements.
+Why this method: on Fisher-weighted LM matrices the curvature of a row of U is Vᵀ diag(W_i) V, whose scale and
+shape vary by orders of magnitude between rows; Adam's per-coordinate scaling and ScaledGD's (VᵀV)⁻¹ do not
+capture it, the metrics do at O((m + n) r²) per step, and L-BFGS adds the coupling between U and V that they
+leave out. docs/solvers-fastest.md has the measurements.
 
 Cost per iteration: the residual at the trial point (2mnr FLOPs; once more per backtrack, rare: the scaled unit
-step is almost always accepted), the gradient (4mnr), P⁻¹G (2(m + n)r²), ≈ 8·memory·(m + n)r for the compact
-products and O(mn) element-wise work; a rebuild adds K(2(m + n)r² + 2r³) and ``memory`` applications of P⁻¹.
+step is almost always accepted), the gradient (4mnr), the metric's 2(m + n)r² (joint: the core products;
+grouped: P⁻¹G), ≈ 4·(memory + 1)·(m + n)r for the compact products and O(mn) element-wise work; a rebuild adds
+the metric's build (its module docstring), one residual and one gradient.
 """
 from __future__ import annotations
 
@@ -144,10 +149,10 @@ class PairStore:
 
 @dataclass
 class LBFGSState:
-    X: torch.Tensor          # (m + n) × r: U on top of V, in the metric's grouped order
+    X: torch.Tensor          # (m + n) × r: U on top of V, in the metric's coordinates
     X_trial: torch.Tensor    # the line search's trial point
     m: int
-    A: torch.Tensor          # A and W in grouped order
+    A: torch.Tensor          # A and W in the metric's order (``permute``)
     W: torch.Tensor
     f: float
     G: torch.Tensor          # −½∇f at X
@@ -168,7 +173,7 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 class ScaledLBFGS(FirstOrderSolver):
-    """L-BFGS with H₀ = γ P⁻¹ (the grouped weighted metric) and an Armijo line search; see the module docstring."""
+    """L-BFGS with H₀ = γ P⁻¹ (a weighted metric) and an Armijo line search; see the module docstring."""
 
     name = "scaled_lbfgs"
     family = "quasi-newton"
