@@ -41,7 +41,7 @@ import torch
 
 from solvers.objective import gradients, weighted_residual
 
-POWER_STEPS = 6  # power iterations for the leading principal direction of the rows of W around their mean
+POWER_STEPS = 2  # power iterations for the leading principal direction of the rows of W around their mean
 RIDGE = 1e-6     # ridge on M and on each D_i, relative to their mean diagonal
 
 
