@@ -181,7 +181,7 @@ class ScaledLBFGS(FirstOrderSolver):
                   "metric": Choice("joint", ("joint", "grouped"),
                                    doc="joint: solvers.joint_metric (each row's exact diagonal in one basis); "
                                        "grouped: solvers.grouped_metric (one scale per row in K groups)"),
-                  "groups": GROUPS,
+                  "groups": Int(GROUPS.default, ge=1, doc="row (and column) groups of metric=grouped (unused by joint)"),
                   "refresh": Int(0, ge=0, doc="iterations between rebuilds of the metric, each of which empties the "
                                             "memory; 0 (the default): never, see docs/solvers-fastest.md"),
                   "armijo": Real(1e-4, gt=0, lt=1, doc="sufficient-decrease constant c")}
