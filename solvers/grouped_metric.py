@@ -168,6 +168,11 @@ class GroupedMetric:
         self.rows.build(X[self.m:])
         self.cols.build(X[:self.m])
 
+    def rescale_rows(self, scale: torch.Tensor) -> None:
+        """P_i⁻¹ ← scale_i P_i⁻¹ for each row i of [U; V] in grouped order (``scale``: m + n values)."""
+        self.rows.inv_c.mul_(scale[:self.m].unsqueeze(-1))
+        self.cols.inv_c.mul_(scale[self.m:].unsqueeze(-1))
+
     def apply_stacked(self, G: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """P⁻¹ G for G = [G_U; G_V] in grouped order, same layout (into ``out`` when given)."""
         out = torch.empty_like(G) if out is None else out

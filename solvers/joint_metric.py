@@ -126,6 +126,10 @@ class JointDiagonalMetric:
         gradients(WR, self.UT, self.VT, out[:self.m], out[self.m:], scale=1.0)
         return out
 
+    def rescale_rows(self, scale: torch.Tensor) -> None:
+        """P̃_i⁻¹ ← scale_i P̃_i⁻¹ for each row i of the stacked coordinates (``scale``: m + n values)."""
+        self.D_inv.mul_(scale.unsqueeze(-1))
+
     def apply_stacked(self, G: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """P̃⁻¹ G̃ = G̃ ⊘ D, same layout (into ``out`` when given)."""
         return torch.mul(G, self.D_inv, out=out)

@@ -51,6 +51,7 @@ from solvers.joint_metric import JointDiagonalMetric
 from solvers.params import Choice, Int, Real
 
 MAX_TRIALS = 30  # backtracking trials per iteration before the line search gives up
+CALIBRATION_CLIP = 10.0  # a row's metric scale moves by at most this factor either way in the calibration
 
 
 class PairStore:
@@ -70,8 +71,8 @@ class PairStore:
 
     def __init__(self, memory: int, like: torch.Tensor):
         self.memory, slots = memory, memory + 1
-        self.vectors = torch.empty(slots, 2, like.numel(), dtype=like.dtype, device=like.device)  # (s, ŷ) per slot
-        self.written = 0  # slots [0, written) hold finite vectors
+        self.vectors = torch.zeros(slots, 2, like.numel(), dtype=like.dtype, device=like.device)  # (s, ŷ) per slot
+        self.written = 0  # slots [0, written) have been used (all slots start at zero: a coefficient 0 on one is 0)
         self.sy = [[0.0] * slots for _ in range(slots)]
         self.yy = [[0.0] * slots for _ in range(slots)]
         self.a, self.b = [0.0] * slots, [0.0] * slots
@@ -166,6 +167,7 @@ class LBFGSState:
     WR: torch.Tensor         # W ⊙ R there
     gamma: float = 1.0
     k: int = 0
+    built_at: int = 0        # the iteration of the metric's last build
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -184,6 +186,8 @@ class ScaledLBFGS(FirstOrderSolver):
                   "groups": Int(GROUPS.default, ge=1, doc="row (and column) groups of metric=grouped (unused by joint)"),
                   "refresh": Int(0, ge=0, doc="iterations between rebuilds of the metric, each of which empties the "
                                             "memory; 0 (the default): never, see docs/solvers-fastest.md"),
+                  "calibrate": Int(2, ge=0, doc="the iteration (after each build of the metric) whose step rescales "
+                                                "each row's block of the metric by its secant ratio; 0: never"),
                   "armijo": Real(1e-4, gt=0, lt=1, doc="sufficient-decrease constant c")}
     monotone = True
     exact_on = frozenset({"constant", "separable", "planted", "completion"})
@@ -217,6 +221,7 @@ class ScaledLBFGS(FirstOrderSolver):
             s.metric.apply_stacked(s.G, out=s.PG)
             s.g = _dot(s.G, s.PG)
             s.pairs.clear()
+            s.built_at = s.k
         slot, d, slope = s.pairs.direction(s.PG, s.gamma, s.g)
         if slope <= 0:  # not a descent direction: restart from the scaled gradient
             s.pairs.clear()
@@ -225,18 +230,36 @@ class ScaledLBFGS(FirstOrderSolver):
         if t != 1:
             d.mul_(t)  # the slot now holds the step s = t d
         G_new = s.metric.half_gradient(s.WR, s.X_trial, out=s.G_next)
+        calibrated = s.k - s.built_at + 1 == self.params["calibrate"] and self.calibrate(s, d, G_new)
         PG_new = s.metric.apply_stacked(G_new, out=s.PG_next)
         g_new = _dot(G_new, PG_new)
-        torch.sub(s.PG, PG_new, out=s.pairs.pair(slot, s.X)[1])
-        sy, y_hy = s.pairs.update(slot, G_new, t * slope, s.g, g_new)
-        if sy > 0:
-            s.pairs.commit(slot)
-            if y_hy > 0:
-                s.gamma = sy / y_hy
+        if not calibrated:  # a calibration empties the memory: this step's pair belongs to the old metric
+            torch.sub(s.PG, PG_new, out=s.pairs.pair(slot, s.X)[1])
+            sy, y_hy = s.pairs.update(slot, G_new, t * slope, s.g, g_new)
+            if sy > 0:
+                s.pairs.commit(slot)
+                if y_hy > 0:
+                    s.gamma = sy / y_hy
         s.X, s.X_trial = s.X_trial, s.X
         s.G, s.G_next, s.PG, s.PG_next, s.g = G_new, s.G, PG_new, s.PG, g_new
         s.k += 1
         return s
+
+    def calibrate(self, s: LBFGSState, step: torch.Tensor, G_new: torch.Tensor) -> bool:
+        """Rescale each row's block of the metric by its secant ratio on this step (module docstring), empty the
+        memory and set γ for the new metric; False, changing nothing, when the step has no positive curvature."""
+        y = torch.sub(s.G, G_new)
+        Py = s.metric.apply_stacked(y)
+        sy_rows, yy_rows = torch.linalg.vecdot(step, y, dim=-1), torch.linalg.vecdot(y, Py, dim=-1)
+        sy, yy = float(sy_rows.double().sum()), float(yy_rows.double().sum())
+        if not (sy > 0 and yy > 0):
+            return False
+        ratio = torch.where((sy_rows > 0) & (yy_rows > 0), sy_rows / (yy_rows * (sy / yy)), torch.ones_like(sy_rows))
+        scale = ratio.clamp(1 / CALIBRATION_CLIP, CALIBRATION_CLIP)
+        s.metric.rescale_rows(scale)
+        s.pairs.clear()
+        s.gamma = sy / float((scale * yy_rows).double().sum())
+        return True
 
     def line_search(self, dp, s: LBFGSState, d: torch.Tensor, slope: float) -> float:
         """The first t that passes the Armijo test; leaves x + t d in s.X_trial, W ⊙ R there in s.WR, f in s.f."""

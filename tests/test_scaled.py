@@ -1,6 +1,8 @@
 """The scaled (weighted-metric) solvers and their pieces against float64 references written out here from the
 definitions: the grouped metric (solvers.grouped_metric), the exact quartic line search (solvers.quartic), the
 compact L-BFGS direction and one step of scaled_gd, scaled_cg and scaled_lbfgs."""
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -236,3 +238,52 @@ def test_zero_weight_rows_and_columns_are_harmless(name):
     res = solvers.get(name).solve(q, init=_factors(q), max_iter=30)
     assert torch.isfinite(res.U).all() and torch.isfinite(res.V).all()
     assert res.rel_error < q.objective(*_factors(q)) / q.weighted_norm
+
+
+def test_a_slot_taken_but_never_filled_contributes_nothing():
+    """A calibration takes the free slot for its direction and keeps no pair: the slot's vectors must not leak
+    into later directions (the store starts at zero, and a zero coefficient on it is exactly zero)."""
+    rng = np.random.default_rng(1)
+    N, memory = 30, 2
+    precond = rng.uniform(0.5, 2.0, N)
+    store = PairStore(memory, torch.zeros(N, dtype=torch.float64))
+    assert torch.count_nonzero(store.vectors) == 0
+    g = rng.normal(size=N)
+    store.direction(torch.from_numpy(precond * g), 1.0, g @ (precond * g))  # slot 0 taken, never filled...
+    store.clear()  # ... and the memory emptied, as a calibration does
+    pairs = []
+    for step in range(4):
+        g_new = 0.5 * g + 0.3 * rng.normal(size=N)
+        y = g - g_new
+        s = precond * y + 0.1 * rng.normal(size=N)
+        slot = store.free_slot()
+        S, Y_hat = store.pair(slot, torch.zeros(N))
+        S.copy_(torch.from_numpy(s))
+        Y_hat.copy_(torch.from_numpy(precond * y))
+        store.update(slot, torch.from_numpy(g_new), s @ g, g @ (precond * g), g_new @ (precond * g_new))
+        store.commit(slot)
+        pairs, g = (pairs + [(s, y)])[-memory:], g_new
+        _, z, _ = store.direction(torch.from_numpy(precond * g), 0.7, g @ (precond * g))
+        np.testing.assert_allclose(z.numpy(), _two_loop(g, pairs, precond, 0.7), rtol=1e-10)
+
+
+@pytest.mark.parametrize("metric", ["joint", "grouped"])
+def test_calibration_rescales_each_rows_metric_by_its_clipped_secant_ratio(metric):
+    p = _problem(seed=6)
+    U, V = _factors(p)
+    solver = solvers.get("scaled_lbfgs", metric=metric, calibrate=1, groups=4)
+    dp = _dp(p)
+    s = solver.start(dp, U.clone(), V.clone())
+    old_metric, X0, G0 = copy.deepcopy(s.metric), s.X.clone(), s.G.clone()
+    s = solver.step(dp, s)  # the first step calibrates
+    step, y = s.X - X0, G0 - s.G
+    Py = old_metric.apply_stacked(y)
+    sy_rows, yy_rows = (step * y).sum(1).numpy(), (y * Py).sum(1).numpy()
+    ratio = np.where((sy_rows > 0) & (yy_rows > 0), sy_rows / yy_rows / (sy_rows.sum() / yy_rows.sum()), 1.0)
+    expected = np.clip(ratio, 0.1, 10.0)
+    probe = torch.randn(s.X.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    factor = (s.metric.apply_stacked(probe) / old_metric.apply_stacked(probe)).numpy()
+    np.testing.assert_allclose(factor, np.repeat(expected[:, None], factor.shape[1], axis=1), rtol=1e-9)
+    assert expected.min() < expected.max()  # the rows' scales really differ on this problem
+    assert len(s.pairs.order) == 0  # the memory restarts in the new metric
+    assert s.gamma == pytest.approx(sy_rows.sum() / (expected * yy_rows).sum(), rel=1e-10)
