@@ -15,6 +15,15 @@ order. L-BFGS with H₀ scaled by P⁻¹ is invariant to such a linear change of
         slope −2⟨G, d⟩ and f(x + t d), kept within [t/10, t/2];
     x ← x + t d.
 
+Calibration: after the ``calibrate``-th step from a build of the metric, each row's block P_i (a row of U or of V
+in the metric's coordinates) is rescaled once by that step's secant ratio, measured against the whole step's:
+
+    P_i⁻¹ ← c_i P_i⁻¹,   c_i = clip((s_iᵀy_i / y_iᵀP_i⁻¹y_i) / (sᵀy / yᵀP⁻¹y), 1/10, 10)   (c_i = 1 where s_iᵀy_i ≤ 0),
+
+and the memory restarts in the corrected metric (γ from the same pair). The metrics model each row's curvature
+from the weights alone; the secant pair measures it, row by row, along the first steps' direction, at the cost of
+one pass over y and two row-wise products, once.
+
 H G is evaluated in the compact form of Byrd, Nocedal & Schnabel (1994), with ŷ_i = P⁻¹ y_i stored beside each
 pair: with a = SᵀG, b = ŶᵀG, R_S the upper triangle of SᵀY (chronological order), D its diagonal,
     u = R_S⁻¹ a,   p = R_S⁻ᵀ ((D + γ YᵀŶ) u − γ b),   H G = γ P⁻¹G + S p − γ Ŷ u.
