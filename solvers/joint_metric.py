@@ -45,7 +45,8 @@ POWER_STEPS = 2  # power iterations for the leading principal direction of the r
 RIDGE = 1e-6     # ridge on M and on each D_i, relative to their mean diagonal
 
 
-def principal_deviation(W: torch.Tensor, generator: torch.Generator, steps: int = POWER_STEPS) -> torch.Tensor:
+def principal_deviation(W: torch.Tensor, generator: torch.Generator,
+                        steps: int = POWER_STEPS) -> tuple[torch.Tensor, torch.Tensor]:
     """The mean row w̄ of W (N × n) and the unit leading right singular vector of W − 1 w̄ᵀ by ``steps`` power
     iterations from a seeded Gaussian vector (W − 1 w̄ᵀ is never formed: two matrix-vector products a step)."""
     mean = W.mean(0)
