@@ -30,8 +30,7 @@ pair: with a = SᵀG, b = ŶᵀG, R_S the upper triangle of SᵀY (chronological
 At ρ = 0.5 the factors hold half as many numbers as A, so passes over vectors of the factors' size are not cheap:
 the compact form reads the stored vectors in two products per iteration (a and b for the new G, from which
 every product of the new pair follows, see ``PairStore``; and H G itself) where the two-loop recursion makes
-4·memory vector passes,
-and P⁻¹ is applied once per iteration, to the new G. ``factors`` maps the iterate back to (U, V) for the trace.
+4·memory vector passes, and P⁻¹ is applied once per iteration, to the new G. ``factors`` maps the iterate back to (U, V) for the trace.
 
 A pair with sᵀy ≤ 0 is not stored (H stays positive definite); a direction that is not one of descent
 (⟨G, d⟩ ≤ 0) restarts from d = γ P⁻¹ G with an empty memory. Every accepted step satisfies the Armijo
@@ -161,7 +160,6 @@ class PairStore:
 class LBFGSState:
     X: torch.Tensor          # (m + n) × r: U on top of V, in the metric's coordinates
     X_trial: torch.Tensor    # the line search's trial point
-    m: int
     A: torch.Tensor          # A and W in the metric's order (``permute``)
     W: torch.Tensor
     f: float
@@ -217,7 +215,7 @@ class ScaledLBFGS(FirstOrderSolver):
         f, WR = metric.residual(A, W, X, R, WR)
         G = metric.half_gradient(WR, X, out=torch.empty_like(X))
         PG = metric.apply_stacked(G)
-        return LBFGSState(X=X, X_trial=torch.empty_like(X), m=U.shape[0], A=A, W=W, f=float(f), G=G,
+        return LBFGSState(X=X, X_trial=torch.empty_like(X), A=A, W=W, f=float(f), G=G,
                           G_next=torch.empty_like(X), PG=PG, PG_next=torch.empty_like(X), g=_dot(G, PG),
                           metric=metric, pairs=PairStore(self.params["memory"], X), R=R, WR=WR)
 
