@@ -20,26 +20,29 @@ exactly for every row of W in the span of w̄ and e: in particular for separable
 is then the exact ALS update of U), and for W ≡ 1, where P = VᵀV is the Riemannian metric of scaled gradient
 descent (Tong, Ma & Chi 2021; Mishra & Sepulchre 2016). The columns of W (the V-block, with U in place of V) are treated the same way, with their own basis.
 
-A solver using this metric works in those coordinates, x̃ = (Ũ, Ṽ) = (U Q_U, V Q_V), where applying P⁻¹ is one
-element-wise product. The products of the objective then carry an r×r core T = Q_U⁻¹ Q_V⁻ᵀ:
+A solver using this metric works in coordinates where the longer block's metric is diagonal and the product
+U Vᵀ keeps its form. For m ≥ n (the mirror image otherwise):
 
-    U Vᵀ = (Ũ T) Ṽᵀ,   G̃_U = (W⊙R)(Ṽ Tᵀ),   G̃_V = (W⊙R)ᵀ(Ũ T)     (G̃ = −½∇_x̃ f),
+    Ũ = U Q_U,   Ṽ = V Q_U⁻ᵀ   (Ũ Ṽᵀ = U Vᵀ: f and G̃ = −½∇_x̃ f = ((W⊙R) Ṽ, (W⊙R)ᵀ Ũ) are the plain ones),
+    P̃⁻¹ on the U-block:  G̃_U ⊘ D_U,
+    P̃⁻¹ on the V-block:  ((G̃_V T) ⊘ D_V) Tᵀ,   T = Q_U⁻¹ Q_V⁻ᵀ
 
-two (m + n)·r·r products per iteration: the FLOPs of applying ``solvers.grouped_metric``'s P⁻¹ (H_i ≈ c_i M_k,
-one scale per row within K groups), which this metric replaces with each row's own diagonal along r directions,
-with no grouping and no permutation of the problem.
+(in Ṽ's coordinates the V-metric Q_V D_V Q_Vᵀ reads K D_V Kᵀ with K = Q_Uᵀ Q_V, and K⁻ᵀ = T). Per iteration that
+is two n·r·r products on the shorter block, 4nr² FLOPs: the FLOPs of applying ``solvers.grouped_metric``'s P⁻¹
+(H_i ≈ c_i M_k, one scale per row within K groups) to that block alone, with each row's own diagonal along r
+directions instead, no grouping and no permutation of the problem.
 
 A ridge, ``RIDGE`` × the mean diagonal, keeps M and each D_i invertible; a row or column of zero weight gets
 D = 1 (its gradient is zero); a numerically singular M falls back to its eigen-decomposition. Cost: e by
 ``POWER_STEPS`` power iterations over W, O(mn) each, once; a build per side 2nr² for M, 2nr² for N, 2nr² for Ṽ,
-2mnr for D and O(r³) (one Cholesky, one eigh of r×r); per iteration 2(m + n)r² for the core products and
+2mnr for D and O(r³) (one Cholesky, one eigh of r×r); per iteration 4 min(m, n) r² for the two products and
 O((m + n) r) for P⁻¹.
 """
 from __future__ import annotations
 
 import torch
 
-from solvers.objective import gradients, weighted_residual
+from solvers.objective import stacked_half_gradient, weighted_residual
 
 POWER_STEPS = 2  # power iterations for the leading principal direction of the rows of W around their mean
 RIDGE = 1e-6     # ridge on M and on each D_i, relative to their mean diagonal
@@ -87,7 +90,8 @@ class _Side:
 
 
 class JointDiagonalMetric:
-    """The joint-diagonal metric for U and for V and its coordinates x̃ = (U Q_U, V Q_V) (module docstring).
+    """The joint-diagonal metric for U and for V and its coordinates x̃ (module docstring), with the longer block
+    (U when m ≥ n) the one whose metric is diagonal.
 
     ``start(U, V)`` builds the metric there and returns x̃ stacked ((m + n) × r); ``rebuild(x̃)`` builds it
     anew at the point x̃ and returns that point in the new coordinates; ``unstack(x̃)`` gives (U, V);
@@ -97,40 +101,51 @@ class JointDiagonalMetric:
     def __init__(self, W: torch.Tensor, generator: torch.Generator):
         self.m, self.W = W.shape[0], W
         self.rows, self.cols = _Side(W, generator), _Side(W.mT, generator)
+        self.u_diagonal = W.shape[0] >= W.shape[1]
 
     def permute(self, X: torch.Tensor) -> torch.Tensor:
         return X
 
     def start(self, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
-        self.Q_u, self.Q_u_inv, D_u = self.rows.build(V)
-        self.Q_v, self.Q_v_inv, D_v = self.cols.build(U)
-        self.T = self.Q_u_inv @ self.Q_v_inv.mT
-        self.T_t = self.T.mT.contiguous()
+        Q_u, Q_u_inv, D_u = self.rows.build(V)
+        Q_v, Q_v_inv, D_v = self.cols.build(U)
         self.D_inv = torch.cat([D_u, D_v])
-        self.UT, self.VT = U.new_empty(U.shape), V.new_empty(V.shape)
-        return torch.cat([U @ self.Q_u, V @ self.Q_v])
+        if self.u_diagonal:  # Ũ = U Q_U, Ṽ = V Q_U⁻ᵀ; the V-block's P̃⁻¹: G ↦ ((G T) ⊘ D) Tᵀ, T = Q_U⁻¹ Q_V⁻ᵀ
+            self.to_u, self.from_u, self.to_v, self.from_v = Q_u, Q_u_inv, Q_u_inv.mT, Q_u.mT
+            self.T = Q_u_inv @ Q_v_inv.mT
+            self.dense = slice(self.m, None)
+        else:                # the mirror image: Ṽ = V Q_V, Ũ = U Q_V⁻ᵀ; the U-block's G ↦ ((G T) ⊘ D) Tᵀ, T = Q_V⁻¹ Q_U⁻ᵀ
+            self.to_u, self.from_u, self.to_v, self.from_v = Q_v_inv.mT, Q_v.mT, Q_v, Q_v_inv
+            self.T = Q_v_inv @ Q_u_inv.mT
+            self.dense = slice(None, self.m)
+        self.T_t = self.T.mT.contiguous()
+        self.scratch = self.D_inv[self.dense].new_empty(self.D_inv[self.dense].shape)
+        return torch.cat([U @ self.to_u, V @ self.to_v])
 
     def rebuild(self, X: torch.Tensor) -> torch.Tensor:
         return self.start(*self.unstack(X))
 
     def unstack(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return X[:self.m] @ self.Q_u_inv, X[self.m:] @ self.Q_v_inv
+        return X[:self.m] @ self.from_u, X[self.m:] @ self.from_v
 
     def residual(self, A: torch.Tensor, W: torch.Tensor, X: torch.Tensor, R: torch.Tensor, WR: torch.Tensor):
-        """(f, W ⊙ R) at x̃ (``objective.weighted_residual`` of Ũ T and Ṽ), keeping Ũ T for ``half_gradient``."""
-        torch.mm(X[:self.m], self.T, out=self.UT)
-        return weighted_residual(A, W, self.UT, X[self.m:], R, WR)
+        """(f, W ⊙ R) at x̃ (``objective.weighted_residual``: Ũ Ṽᵀ = U Vᵀ)."""
+        return weighted_residual(A, W, X[:self.m], X[self.m:], R, WR)
 
     def half_gradient(self, WR: torch.Tensor, X: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """G̃ = ((W⊙R)(Ṽ Tᵀ), (W⊙R)ᵀ(Ũ T)) at the x̃ of the last ``residual``, into ``out``."""
-        torch.mm(X[self.m:], self.T_t, out=self.VT)
-        gradients(WR, self.UT, self.VT, out[:self.m], out[self.m:], scale=1.0)
-        return out
+        """G̃ = ((W⊙R) Ṽ, (W⊙R)ᵀ Ũ) at x̃ (``objective.stacked_half_gradient``), into ``out``."""
+        return stacked_half_gradient(WR, X, self.m, out=out)
 
     def rescale_rows(self, scale: torch.Tensor) -> None:
         """P̃_i⁻¹ ← scale_i P̃_i⁻¹ for each row i of the stacked coordinates (``scale``: m + n values)."""
         self.D_inv.mul_(scale.unsqueeze(-1))
 
     def apply_stacked(self, G: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """P̃⁻¹ G̃ = G̃ ⊘ D, same layout (into ``out`` when given)."""
-        return torch.mul(G, self.D_inv, out=out)
+        """P̃⁻¹ G̃, same layout (into ``out`` when given): G̃ ⊘ D on the diagonal block, ((G̃ T) ⊘ D) Tᵀ on the
+        other (``start``)."""
+        out = torch.mul(G, self.D_inv, out=out)
+        dense = self.dense
+        torch.mm(G[dense], self.T, out=self.scratch)
+        self.scratch.mul_(self.D_inv[dense])
+        torch.mm(self.scratch, self.T_t, out=out[dense])
+        return out

@@ -1,6 +1,6 @@
 """The joint-diagonal metric (solvers.joint_metric) against float64 references written out here from its
 definition, its exactness on weights whose rows span two directions, and its coordinates: f, the gradient and
-the round trip through x̃ = (U Q_U, V Q_V)."""
+the round trip through x̃ (both orientations: the diagonal block is the longer one)."""
 import numpy as np
 import pytest
 import torch
@@ -36,13 +36,32 @@ def test_principal_deviation_is_the_leading_direction_of_the_centred_rows():
     assert abs(float(e @ top)) == pytest.approx(1.0, abs=1e-8)
 
 
-def test_the_metric_is_each_rows_diagonal_in_the_joint_basis():
-    p = synthetic.heavy_tailed(m=30, n=20, rank=3, seed=0)
-    U, V = _factors(30, 20, 3)
+def _step(metric, X, W, A):
+    """P⁻¹G in (U, V)'s coordinates: the metric's step on x̃ for the gradient G̃ at X, mapped back (unstack is
+    linear), with G = −½∇f at (U, V)."""
+    R, WR = torch.empty_like(A), torch.empty_like(A)
+    metric.residual(A, W, X, R, WR)
+    return metric.unstack(metric.apply_stacked(metric.half_gradient(WR, X, out=torch.empty_like(X))))
+
+
+def _block_metric(Q, W_rows, F):
+    """P_i = Q diag(D_i + ridge) Qᵀ for each row i of W_rows, D_i = diag(Q⁻¹ Fᵀdiag(W_i)F Q⁻ᵀ) (float64 numpy)."""
+    Q_inv = np.linalg.inv(Q)
+    for w in W_rows:
+        D = np.diag(Q_inv @ (F.T @ (w[:, None] * F)) @ Q_inv.T)
+        yield Q @ np.diag(D + 1e-6 * D.mean()) @ Q.T
+
+
+@pytest.mark.parametrize("shape", [(30, 20), (20, 30)])  # the diagonal block is U's, then V's
+def test_the_metric_is_each_rows_diagonal_in_the_joint_basis(shape):
+    m, n = shape
+    p = synthetic.heavy_tailed(m=m, n=n, rank=3, seed=0)
+    U, V = _factors(m, n, 3)
     metric, X = _metric(p.W, U, V)
-    Q, Q_inv = metric.Q_u.numpy(), metric.Q_u_inv.numpy()
+    Q, Q_inv, _ = metric.rows.build(V)
+    Q, Q_inv = Q.numpy(), Q_inv.numpy()
     np.testing.assert_allclose(Q @ Q_inv, np.eye(3), atol=1e-10)
-    W, Vn = p.W.numpy(), V.numpy()
+    W, Un, Vn = p.W.numpy(), U.numpy(), V.numpy()
     mean, e = metric.rows.mean.numpy(), metric.rows.direction.numpy()
     M = Vn.T @ (mean[:, None] * Vn)
     M += 1e-6 * np.trace(M) / 3 * np.eye(3)  # the metric's ridge
@@ -50,35 +69,38 @@ def test_the_metric_is_each_rows_diagonal_in_the_joint_basis():
     np.testing.assert_allclose(Q @ Q.T, M, rtol=1e-10)  # Q Qᵀ = M ...
     C = Q_inv @ N @ Q_inv.T
     np.testing.assert_allclose(C - np.diag(np.diag(C)), 0, atol=1e-10 * np.abs(C).max())  # ... and N diagonal
-    G_tilde = torch.randn(X.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    step_u = (metric.apply_stacked(G_tilde)[:30] @ metric.Q_u_inv).numpy()  # P̃⁻¹G̃, back in U's coordinates
-    G = G_tilde[:30].numpy() @ Q.T  # the gradient in U's coordinates whose coordinates' form is G̃ = G Q⁻ᵀ
-    for i in range(30):
-        D = np.diag(Q_inv @ (Vn.T @ (W[i][:, None] * Vn)) @ Q_inv.T)  # diag(Q⁻¹ H_i Q⁻ᵀ), H_i from W_i
-        P_i = Q @ np.diag(D + 1e-6 * D.mean()) @ Q.T
-        np.testing.assert_allclose(step_u[i], np.linalg.solve(P_i, G[i]), rtol=1e-9)
+    A = torch.randn(m, n, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    step_u, step_v = (t.numpy() for t in _step(metric, X, p.W, A))
+    G_u, G_v = (t.numpy() for t in _half_gradient(p.W, A, U, V))
+    for i, P_i in enumerate(_block_metric(Q, W, Vn)):
+        np.testing.assert_allclose(step_u[i], np.linalg.solve(P_i, G_u[i]), rtol=1e-9)
+    Q_v = metric.cols.build(U)[0].numpy()
+    for j, P_j in enumerate(_block_metric(Q_v, W.T, Un)):
+        np.testing.assert_allclose(step_v[j], np.linalg.solve(P_j, G_v[j]), rtol=1e-9)
 
 
+@pytest.mark.parametrize("shape", [(30, 20), (20, 30)])
 @pytest.mark.parametrize("weights", ["separable", "rank_two"])
-def test_on_weights_whose_rows_span_two_directions_the_step_is_the_exact_als_update(weights):
+def test_on_weights_whose_rows_span_two_directions_the_step_is_the_exact_als_update(weights, shape):
+    m, n = shape
     g = torch.Generator().manual_seed(3)
-    a, b, c, d = (torch.rand(k, generator=g, dtype=torch.float64) + 0.1 for k in (30, 20, 30, 20))
+    a, b, c, d = (torch.rand(k, generator=g, dtype=torch.float64) + 0.1 for k in (m, n, m, n))
     W = torch.outer(a, b) if weights == "separable" else torch.outer(a, b) + torch.outer(c ** 2, d ** 3)
-    A = torch.randn(30, 20, generator=g, dtype=torch.float64)
-    U, V = _factors(30, 20, 3)
+    A = torch.randn(m, n, generator=g, dtype=torch.float64)
+    U, V = _factors(m, n, 3)
     metric, X = _metric(W, U, V)
-    G_u, G_v = _half_gradient(W, A, U, V)
-    G_tilde = torch.cat([G_u @ metric.Q_u_inv.T, G_v @ metric.Q_v_inv.T])
-    U_step = (X + metric.apply_stacked(G_tilde))[:30] @ metric.Q_u_inv
+    U_step = U + _step(metric, X, W, A)[0]
     Wn, An, Vn = W.numpy(), A.numpy(), V.numpy()
-    als = np.stack([np.linalg.solve(Vn.T @ (Wn[i][:, None] * Vn), Vn.T @ (Wn[i] * An[i])) for i in range(30)])
+    als = np.stack([np.linalg.solve(Vn.T @ (Wn[i][:, None] * Vn), Vn.T @ (Wn[i] * An[i])) for i in range(m)])
     # up to the ridges (1e-6 of M's and of each D_i's mean diagonal) on a step the size of U
     np.testing.assert_allclose(U_step.numpy(), als, rtol=0, atol=1e-4)
 
 
-def test_coordinates_round_trip_and_give_f_and_the_gradient():
-    p = synthetic.heavy_tailed(m=30, n=20, rank=3, seed=1)
-    U, V = _factors(30, 20, 3, seed=4)
+@pytest.mark.parametrize("shape", [(30, 20), (20, 30)])
+def test_coordinates_round_trip_and_give_f_and_the_gradient(shape):
+    m, n = shape
+    p = synthetic.heavy_tailed(m=m, n=n, rank=3, seed=1)
+    U, V = _factors(m, n, 3, seed=4)
     metric, X = _metric(p.W, U, V)
     U2, V2 = metric.unstack(X)
     torch.testing.assert_close(U2, U)
