@@ -79,8 +79,8 @@ class PairStore:
 
     def __init__(self, memory: int, like: torch.Tensor):
         self.memory, slots = memory, memory + 1
-        self.vectors = torch.zeros(slots, 2, like.numel(), dtype=like.dtype, device=like.device)  # (s, ŷ) per slot
-        self.written = 0  # slots [0, written) have been used (all slots start at zero: a coefficient 0 on one is 0)
+        self.vectors = torch.empty(slots, 2, like.numel(), dtype=like.dtype, device=like.device)  # (s, ŷ) per slot
+        self.written = 0  # slots [0, written) have held a whole pair (finite: a coefficient 0 on one gives 0)
         self.sy = [[0.0] * slots for _ in range(slots)]
         self.yy = [[0.0] * slots for _ in range(slots)]
         self.a, self.b = [0.0] * slots, [0.0] * slots
@@ -94,7 +94,6 @@ class PairStore:
 
     def pair(self, slot: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The (s, ŷ) buffers of ``slot``, shaped like the iterate; both are filled before ``update``."""
-        self.written = max(self.written, slot + 1)
         return self.vectors[slot, 0].view_as(like), self.vectors[slot, 1].view_as(like)
 
     def update(self, slot: int, G_new: torch.Tensor, s_g_old: float, g_old: float, g_new: float) -> tuple[float, float]:
@@ -102,7 +101,7 @@ class PairStore:
         g_old = G_oldᵀP⁻¹G_old, g_new = G_newᵀP⁻¹G_new: every s_iᵀy, ŷ_iᵀy of the new y (class docstring) and
         a, b for G_new, from one matrix-vector product over the written slots.
         Returns (sᵀy, ŷᵀy) of the new pair; ``commit`` keeps it."""
-        w = self.written
+        w = self.written = max(self.written, slot + 1)
         products = torch.mv(self.vectors[:w].view(2 * w, -1), G_new.view(-1)).tolist()
         a_new, b_new = products[0::2], products[1::2]
         sy = {i: self.a[i] - a_new[i] for i in self.order}

@@ -241,18 +241,17 @@ def test_zero_weight_rows_and_columns_are_harmless(name):
 
 
 def test_a_slot_taken_but_never_filled_contributes_nothing():
-    """A calibration takes the free slot for its direction and keeps no pair: the slot's vectors must not leak
-    into later directions (the store starts at zero, and a zero coefficient on it is exactly zero)."""
+    """A calibration takes the free slot for its direction and keeps no pair: that slot's vectors must not leak
+    into later directions (the store is uninitialised memory, here NaN: only slots that held a whole pair are read,
+    and a zero coefficient on one of those is exactly zero)."""
     rng = np.random.default_rng(1)
     N, memory = 30, 2
     precond = rng.uniform(0.5, 2.0, N)
     store = PairStore(memory, torch.zeros(N, dtype=torch.float64))
-    assert torch.count_nonzero(store.vectors) == 0
-    g = rng.normal(size=N)
-    store.direction(torch.from_numpy(precond * g), 1.0, g @ (precond * g))  # slot 0 taken, never filled...
-    store.clear()  # ... and the memory emptied, as a calibration does
-    pairs = []
-    for step in range(4):
+    store.vectors.fill_(float("nan"))
+    g, pairs = rng.normal(size=N), []
+
+    def step(g):
         g_new = 0.5 * g + 0.3 * rng.normal(size=N)
         y = g - g_new
         s = precond * y + 0.1 * rng.normal(size=N)
@@ -262,7 +261,15 @@ def test_a_slot_taken_but_never_filled_contributes_nothing():
         Y_hat.copy_(torch.from_numpy(precond * y))
         store.update(slot, torch.from_numpy(g_new), s @ g, g @ (precond * g), g_new @ (precond * g_new))
         store.commit(slot)
-        pairs, g = (pairs + [(s, y)])[-memory:], g_new
+        return g_new, (s, y)
+
+    for _ in range(memory):  # slots 0 and 1 hold pairs ...
+        g, pair = step(g)
+    store.direction(torch.from_numpy(precond * g), 1.0, g @ (precond * g))  # ... slot 2 is taken, never filled ...
+    store.clear()  # ... and the memory emptied, as a calibration does
+    for _ in range(4):
+        g, pair = step(g)
+        pairs = (pairs + [pair])[-memory:]
         _, z, _ = store.direction(torch.from_numpy(precond * g), 0.7, g @ (precond * g))
         np.testing.assert_allclose(z.numpy(), _two_loop(g, pairs, precond, 0.7), rtol=1e-10)
 
