@@ -84,9 +84,10 @@ class _Side:
         C = L_inv @ ((V.mT * self.direction) @ V) @ L_inv.mT
         E = torch.linalg.eigh(0.5 * (C + C.mT))[1]
         Q, Q_inv = L @ E, E.mT @ L_inv
-        D = self.W @ (V @ Q_inv.mT).square()  # row i: diag(Q⁻¹ H_i Q⁻ᵀ)
-        D.add_(RIDGE * D.mean(1, keepdim=True))
-        return Q, Q_inv, torch.where(D > 0, 1 / D, torch.ones_like(D))
+        D = self.W @ (V @ Q_inv.mT).square()  # row i: diag(Q⁻¹ H_i Q⁻ᵀ), ≥ 0
+        mean = D.mean(1, keepdim=True)
+        D.add_(RIDGE * mean)  # > 0 throughout a row whose mean is, 0 throughout one whose weights are all 0
+        return Q, Q_inv, D.reciprocal_().masked_fill_(mean == 0, 1.0)
 
 
 class JointDiagonalMetric:
