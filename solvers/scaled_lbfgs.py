@@ -71,7 +71,7 @@ class PairStore:
     small would cost more than the vector work of a small problem.
 
     The y_i themselves are never formed or kept: with y = G_old − G_new, every product the compact form needs
-    comes out of the one product of the store with G_new per iteration (``update``) and products already known:
+    comes out of the product of the store with G_new, once per iteration (``update``), and products already known:
         s_iᵀy = a_old[i] − a_new[i],   ŷ_iᵀy = b_old[i] − b_new[i]            (kept pairs),
         sᵀy = sᵀG_old − a_new[new],    ŷᵀy = G_oldᵀP⁻¹G_old − 2 b_new[new] − G_newᵀP⁻¹G_new   (the new pair;
     the last from ŷ = P⁻¹G_old − P⁻¹G_new and P symmetric). Slots are taken lowest first, so the slots ever
@@ -96,18 +96,32 @@ class PairStore:
         """The (s, ŷ) buffers of ``slot``, shaped like the iterate; both are filled before ``update``."""
         return self.vectors[slot, 0].view_as(like), self.vectors[slot, 1].view_as(like)
 
+    def _products(self, G: torch.Tensor, lo: int, hi: int) -> dict[int, tuple[float, float]]:
+        """{slot: (s_slotᵀG, ŷ_slotᵀG)} for the slots [lo, hi), from one matrix-vector product."""
+        if lo >= hi:
+            return {}
+        p = torch.mv(self.vectors[lo:hi].view(2 * (hi - lo), -1), G.view(-1)).tolist()
+        return {lo + k: (p[2 * k], p[2 * k + 1]) for k in range(hi - lo)}
+
     def update(self, slot: int, G_new: torch.Tensor, s_g_old: float, g_old: float, g_new: float) -> tuple[float, float]:
         """With the new pair (s, ŷ) in ``slot``, the new gradient G_new, s_g_old = sᵀG_old and the metric norms
         g_old = G_oldᵀP⁻¹G_old, g_new = G_newᵀP⁻¹G_new: every s_iᵀy, ŷ_iᵀy of the new y (class docstring) and
-        a, b for G_new, from one matrix-vector product over the written slots.
+        a, b for G_new, from the products of the written slots with G_new. When the memory is full its oldest
+        pair leaves with the new one, so its products are skipped, and computed only if the new pair has
+        sᵀy ≤ 0 (``commit`` is then not called and the oldest stays).
         Returns (sᵀy, ŷᵀy) of the new pair; ``commit`` keeps it."""
         w = self.written = max(self.written, slot + 1)
-        products = torch.mv(self.vectors[:w].view(2 * w, -1), G_new.view(-1)).tolist()
-        a_new, b_new = products[0::2], products[1::2]
-        sy = {i: self.a[i] - a_new[i] for i in self.order}
-        yy = {i: self.b[i] - b_new[i] for i in self.order}
-        sy[slot], yy[slot] = s_g_old - a_new[slot], g_old - 2 * b_new[slot] - g_new
-        self.a[:w], self.b[:w] = a_new, b_new
+        oldest = self.order[0] if len(self.order) == self.memory else w
+        ab = {**self._products(G_new, 0, oldest), **self._products(G_new, oldest + 1, w)}
+        sy_new = s_g_old - ab[slot][0]
+        if sy_new <= 0 and oldest < w:
+            ab.update(self._products(G_new, oldest, oldest + 1))
+        kept = [i for i in self.order if i in ab]
+        sy = {i: self.a[i] - ab[i][0] for i in kept}
+        yy = {i: self.b[i] - ab[i][1] for i in kept}
+        sy[slot], yy[slot] = sy_new, g_old - 2 * ab[slot][1] - g_new
+        for i, (a, b) in ab.items():
+            self.a[i], self.b[i] = a, b
         self._new = (sy, yy)
         return sy[slot], yy[slot]
 

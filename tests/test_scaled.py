@@ -141,24 +141,30 @@ def _two_loop(g, pairs, precond, gamma):
 
 
 def test_compact_direction_equals_the_two_loop_recursion():
-    """The store never sees y = G_old − G_new: it derives every sᵢᵀy, ŷᵢᵀy from products with the gradients."""
+    """The store never sees y = G_old − G_new: it derives every sᵢᵀy, ŷᵢᵀy from products with the gradients.
+    Steps 4 and 6 have sᵀy < 0 with the memory full: the pair is refused and the oldest one stays (``update``
+    skips the oldest's products unless the new pair is refused)."""
     rng = np.random.default_rng(0)
     N, memory = 40, 3
     precond = rng.uniform(0.5, 2.0, N)  # P⁻¹ = diag(precond)
     store = PairStore(memory, torch.zeros(N, dtype=torch.float64))
     pairs, g = [], rng.normal(size=N)
-    for step in range(6):  # more pairs than the memory: the oldest are dropped
+    for step in range(9):  # more pairs than the memory: the oldest are dropped
         g_new = 0.5 * g + 0.3 * rng.normal(size=N)
         y = g - g_new
-        s = precond * y + 0.1 * rng.normal(size=N)  # sᵀy > 0
+        s = precond * y + 0.1 * rng.normal(size=N)  # sᵀy > 0 ...
+        if step in (4, 6):
+            s = -s  # ... but for these
         slot = store.free_slot()
         S, Y_hat = store.pair(slot, torch.zeros(N))
         S.copy_(torch.from_numpy(s))
         Y_hat.copy_(torch.from_numpy(precond * y))
         sy, yy = store.update(slot, torch.from_numpy(g_new), s @ g, g @ (precond * g), g_new @ (precond * g_new))
         assert sy == pytest.approx(s @ y, rel=1e-12) and yy == pytest.approx(y @ (precond * y), rel=1e-12)
-        store.commit(slot)
-        pairs, g = (pairs + [(s, y)])[-memory:], g_new
+        if sy > 0:
+            store.commit(slot)
+            pairs = (pairs + [(s, y)])[-memory:]
+        g = g_new
         free, z, slope = store.direction(torch.from_numpy(precond * g), 0.7, g @ (precond * g))
         assert free not in store.order and z.data_ptr() == store.pair(free, z)[0].data_ptr()
         np.testing.assert_allclose(z.numpy(), _two_loop(g, pairs, precond, 0.7), rtol=1e-10)
