@@ -5,8 +5,8 @@ P a fixed approximation of the block diagonal of ½∇²f (the rows' ALS normal 
 every ``refresh`` iterations): ``metric="joint"`` (the default, ``solvers.joint_metric``: each row's exact
 diagonal in one jointly diagonalising basis) or ``"grouped"`` (``solvers.grouped_metric``: one scale per row within
 K groups). The iteration runs in the metric's coordinates (``start``, ``residual``, ``half_gradient``,
-``unstack``): for ``joint`` x̃ = (U Q_U, V Q_V), where P⁻¹ is element-wise; for ``grouped`` the rows in grouped
-order. L-BFGS with H₀ scaled by P⁻¹ is invariant to such a linear change of variables. One iteration:
+``unstack``): for ``joint`` x̃ = (U Q_U, V Q_U⁻ᵀ) when m ≥ n, where P⁻¹ is element-wise on the U-block and two
+r×r products on the other; for ``grouped`` the rows in grouped order. L-BFGS with H₀ scaled by P⁻¹ is invariant to such a linear change of variables. One iteration:
 
     d = H G, with H the L-BFGS inverse-Hessian estimate (Nocedal 1980) from the last ``memory`` pairs
         s_i = x_{i+1} − x_i, y_i = G_i − G_{i+1}, started from H₀ = γ P⁻¹ with γ = sᵀy / yᵀP⁻¹y of the newest
@@ -42,9 +42,9 @@ capture it, the metrics do at O((m + n) r²) per step, and L-BFGS adds the coupl
 leave out. docs/solvers-fastest.md has the measurements.
 
 Cost per iteration: the residual at the trial point (2mnr FLOPs; once more per backtrack, rare: the scaled unit
-step is almost always accepted), the gradient (4mnr), the metric's 2(m + n)r² (joint: the core products;
-grouped: P⁻¹G), ≈ 4·(memory + 1)·(m + n)r for the compact products and O(mn) element-wise work; a rebuild adds
-the metric's build (its module docstring), one residual and one gradient.
+step is almost always accepted), the gradient (4mnr), P⁻¹G (joint: 4 min(m, n) r², the shorter block's two r×r
+products; grouped: 2(m + n)r²), ≈ 4·(memory + 1)·(m + n)r for the compact products and O(mn) element-wise work;
+a rebuild adds the metric's build (its module docstring), one residual and one gradient.
 """
 from __future__ import annotations
 
@@ -215,8 +215,9 @@ class ScaledLBFGS(FirstOrderSolver):
 
     @classmethod
     def flops(cls, m: int, n: int, r: int) -> float:
-        """The three m×n×r products (residual, two gradient products) and the metric's 2(m + n)r²."""
-        return 6.0 * m * n * r + 2.0 * (m + n) * r * r
+        """The three m×n×r products (residual, two gradient products) and the default (joint) metric's
+        4 min(m, n) r²."""
+        return 6.0 * m * n * r + 4.0 * min(m, n) * r * r
 
     def start(self, dp, U, V):
         if self.params["metric"] == "joint":
