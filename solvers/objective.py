@@ -28,10 +28,11 @@ def weighted_residual(A: torch.Tensor, W: torch.Tensor, U: torch.Tensor, V: torc
 
 
 def weighted_sum(WR: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
-    """Σ WR ⊙ R per problem, as float64: one dot product per row in the working dtype (no m×n temporary), the m
-    row sums added in float64. The rounding error is that of n-term sums (~1e-9 relative in float32 at n = 576),
-    where one float32 dot product over all mn entries errs by ~1e-6: as much as a late iteration's decrease, so
-    line searches and stopping tests in float32 would stall on rounding noise. O(mn)."""
+    """Σ WR ⊙ R per problem, as float64: one dot product per row in the working dtype (torch forms the product
+    as an m×n temporary), the m row sums added in float64. The rounding error is that of n-term sums (~1e-9
+    relative in float32 at n = 576), where one float32 dot product over all mn entries errs by ~1e-6: as much as
+    a late iteration's decrease, so line searches and stopping tests in float32 would stall on rounding noise.
+    O(mn)."""
     return torch.linalg.vecdot(WR, R, dim=-1).double().sum(-1)
 
 
