@@ -299,4 +299,20 @@ def test_calibration_rescales_each_rows_metric_by_its_clipped_secant_ratio(metri
     np.testing.assert_allclose(factor, np.repeat(expected[:, None], factor.shape[1], axis=1), rtol=1e-9)
     assert expected.min() < expected.max()  # the rows' scales really differ on this problem
     assert len(s.pairs.order) == 0  # the memory restarts in the new metric
-    assert s.gamma == pytest.approx(sy_rows.sum() / (expected * yy_rows).sum(), rel=1e-10)
+    assert s.gamma == pytest.approx(solver.params["gamma_scale"] * sy_rows.sum() / (expected * yy_rows).sum(),
+                                    rel=1e-10)
+
+
+@pytest.mark.parametrize("kappa", [1.0, 2.5])
+def test_h0_scale_is_gamma_scale_times_the_newest_pairs_secant_ratio(kappa):
+    p = _problem(seed=8)
+    U, V = _factors(p)
+    solver = solvers.get("scaled_lbfgs", calibrate=0, gamma_scale=kappa)
+    dp = _dp(p)
+    s = solver.start(dp, U.clone(), V.clone())
+    assert s.gamma == 1.0  # no pair yet: the metric's own scale
+    for _ in range(3):
+        X0, G0, PG0 = s.X.clone(), s.G.clone(), s.PG.clone()
+        s = solver.step(dp, s)
+        step, y, Py = s.X - X0, G0 - s.G, PG0 - s.PG
+        assert s.gamma == pytest.approx(kappa * float((step * y).sum()) / float((y * Py).sum()), rel=1e-9)
