@@ -114,11 +114,11 @@ class JointDiagonalMetric:
         if self.u_diagonal:  # Ũ = U Q_U, Ṽ = V Q_U⁻ᵀ; the V-block's P̃⁻¹: G ↦ ((G T) ⊘ D) Tᵀ, T = Q_U⁻¹ Q_V⁻ᵀ
             self.to_u, self.from_u, self.to_v, self.from_v = Q_u, Q_u_inv, Q_u_inv.mT, Q_u.mT
             self.T = Q_u_inv @ Q_v_inv.mT
-            self.dense = slice(self.m, None)
+            self.diagonal, self.dense = slice(None, self.m), slice(self.m, None)
         else:                # the mirror image: Ṽ = V Q_V, Ũ = U Q_V⁻ᵀ; the U-block's G ↦ ((G T) ⊘ D) Tᵀ, T = Q_V⁻¹ Q_U⁻ᵀ
             self.to_u, self.from_u, self.to_v, self.from_v = Q_v_inv.mT, Q_v.mT, Q_v, Q_v_inv
             self.T = Q_v_inv @ Q_u_inv.mT
-            self.dense = slice(None, self.m)
+            self.diagonal, self.dense = slice(self.m, None), slice(None, self.m)
         self.T_t = self.T.mT.contiguous()
         self.scratch = self.D_inv[self.dense].new_empty(self.D_inv[self.dense].shape)
         return torch.cat([U @ self.to_u, V @ self.to_v])
@@ -144,8 +144,9 @@ class JointDiagonalMetric:
     def apply_stacked(self, G: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """P̃⁻¹ G̃, same layout (into ``out`` when given): G̃ ⊘ D on the diagonal block, ((G̃ T) ⊘ D) Tᵀ on the
         other (``start``)."""
-        out = torch.mul(G, self.D_inv, out=out)
-        dense = self.dense
+        out = torch.empty_like(G) if out is None else out
+        diagonal, dense = self.diagonal, self.dense
+        torch.mul(G[diagonal], self.D_inv[diagonal], out=out[diagonal])
         torch.mm(G[dense], self.T, out=self.scratch)
         self.scratch.mul_(self.D_inv[dense])
         torch.mm(self.scratch, self.T_t, out=out[dense])
