@@ -18,7 +18,8 @@ that diagonalises two matrices jointly (generalised eigenvectors):
 with w̄ the mean row of W and e the leading principal direction of the rows' deviations W_i − w̄. Then P_i = H_i
 exactly for every row of W in the span of w̄ and e: in particular for separable W = a bᵀ (P⁻¹ applied to −½∇_U f
 is then the exact ALS update of U), and for W ≡ 1, where P = VᵀV is the Riemannian metric of scaled gradient
-descent (Tong, Ma & Chi 2021; Mishra & Sepulchre 2016). The columns of W (the V-block, with U in place of V) are treated the same way, with their own basis.
+descent (Tong, Ma & Chi 2021; Mishra & Sepulchre 2016). The columns of W (the V-block, with U in place of V)
+are treated the same way, with their own basis.
 
 A solver using this metric works in coordinates where the longer block's metric is diagonal and the product
 U Vᵀ keeps its form. For m ≥ n (the mirror image otherwise):
@@ -115,7 +116,7 @@ class JointDiagonalMetric:
             self.to_u, self.from_u, self.to_v, self.from_v = Q_u, Q_u_inv, Q_u_inv.mT, Q_u.mT
             self.T = Q_u_inv @ Q_v_inv.mT
             self.diagonal, self.dense = slice(None, self.m), slice(self.m, None)
-        else:                # the mirror image: Ṽ = V Q_V, Ũ = U Q_V⁻ᵀ; the U-block's G ↦ ((G T) ⊘ D) Tᵀ, T = Q_V⁻¹ Q_U⁻ᵀ
+        else:  # the mirror image: Ṽ = V Q_V, Ũ = U Q_V⁻ᵀ; the U-block's G ↦ ((G T) ⊘ D) Tᵀ, T = Q_V⁻¹ Q_U⁻ᵀ
             self.to_u, self.from_u, self.to_v, self.from_v = Q_v_inv.mT, Q_v.mT, Q_v, Q_v_inv
             self.T = Q_v_inv @ Q_u_inv.mT
             self.diagonal, self.dense = slice(self.m, None), slice(None, self.m)

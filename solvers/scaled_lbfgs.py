@@ -6,7 +6,8 @@ every ``refresh`` iterations): ``metric="joint"`` (the default, ``solvers.joint_
 diagonal in one jointly diagonalising basis) or ``"grouped"`` (``solvers.grouped_metric``: one scale per row within
 K groups). The iteration runs in the metric's coordinates (``start``, ``residual``, ``half_gradient``,
 ``unstack``): for ``joint`` x̃ = (U Q_U, V Q_U⁻ᵀ) when m ≥ n, where P⁻¹ is element-wise on the U-block and two
-r×r products on the other; for ``grouped`` the rows in grouped order. L-BFGS with H₀ scaled by P⁻¹ is invariant to such a linear change of variables. One iteration:
+r×r products on the other; for ``grouped`` the rows in grouped order. L-BFGS with H₀ scaled by P⁻¹ is invariant
+to such a linear change of variables. One iteration:
 
     d = H G, with H the L-BFGS inverse-Hessian estimate (Nocedal 1980) from the last ``memory`` pairs
         s_i = x_{i+1} − x_i, y_i = G_i − G_{i+1}, started from H₀ = γ P⁻¹ with γ = κ sᵀy / yᵀP⁻¹y of the newest
@@ -33,7 +34,8 @@ pair: with a = SᵀG, b = ŶᵀG, R_S the upper triangle of SᵀY (chronological
 At ρ = 0.5 the factors hold half as many numbers as A, so passes over vectors of the factors' size are not cheap:
 the compact form reads the stored vectors in two products per iteration (a and b for the new G, from which
 every product of the new pair follows, see ``PairStore``; and H G itself) where the two-loop recursion makes
-4·memory vector passes, and P⁻¹ is applied once per iteration, to the new G. ``factors`` maps the iterate back to (U, V) for the trace.
+4·memory vector passes, and P⁻¹ is applied once per iteration, to the new G. ``factors`` maps the iterate back
+to (U, V) for the trace.
 
 A pair with sᵀy ≤ 0 is not stored (H stays positive definite); a direction that is not one of descent
 (⟨G, d⟩ ≤ 0) restarts from d = γ P⁻¹ G with an empty memory. Every accepted step satisfies the Armijo
