@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import torch
 
-from solvers.objective import stacked_half_gradient, weighted_residual
 from solvers.params import Int
 
 FEATURES = 8    # random directions the row profiles are projected onto before grouping
@@ -145,7 +144,7 @@ class GroupedMetric:
         return X[:self.m].index_select(0, self.row_inv), X[self.m:].index_select(0, self.col_inv)
 
     def start(self, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
-        """[U; V] in grouped order, with the metric built there (the coordinates of ``residual``)."""
+        """[U; V] in grouped order, with the metric built there."""
         X = self.stack(U, V)
         self.build(X)
         return X
@@ -154,14 +153,6 @@ class GroupedMetric:
         """The metric built anew at X; X itself (the coordinates do not change)."""
         self.build(X)
         return X
-
-    def residual(self, A: torch.Tensor, W: torch.Tensor, X: torch.Tensor, R: torch.Tensor, WR: torch.Tensor):
-        """(f, W ⊙ R) at X = [U; V] (``objective.weighted_residual``; A, W in grouped order)."""
-        return weighted_residual(A, W, X[:self.m], X[self.m:], R, WR)
-
-    def half_gradient(self, WR: torch.Tensor, X: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """−½∇f at X (``objective.stacked_half_gradient``), into ``out``."""
-        return stacked_half_gradient(WR, X, self.m, out=out)
 
     def build(self, X: torch.Tensor) -> None:
         """Fix the metric at the stacked factors X = [U; V] (grouped order)."""

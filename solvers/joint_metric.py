@@ -43,8 +43,6 @@ from __future__ import annotations
 
 import torch
 
-from solvers.objective import stacked_half_gradient, weighted_residual
-
 POWER_STEPS = 2  # power iterations for the leading principal direction of the rows of W around their mean
 RIDGE = 1e-6     # ridge on M and on each D_i, relative to their mean diagonal
 
@@ -97,13 +95,13 @@ class JointDiagonalMetric:
 
     ``start(U, V)`` builds the metric there and returns x̃ stacked ((m + n) × r); ``rebuild(x̃)`` builds it
     anew at the point x̃ and returns that point in the new coordinates; ``unstack(x̃)`` gives (U, V);
-    ``residual`` and ``half_gradient`` evaluate f, W ⊙ R and G̃ = −½∇_x̃ f there; ``apply_stacked(G̃)`` is
-    P̃⁻¹ G̃. A and W stay in the problem's order (``permute`` is the identity)."""
+    ``apply_stacked(G̃)`` is P̃⁻¹ G̃. Since Ũ Ṽᵀ = U Vᵀ, f and G̃ at x̃ are the plain ones of the stacked factors
+    (``objective.weighted_residual``, ``objective.stacked_half_gradient``). A and W stay in the problem's order
+    (``permute`` is the identity)."""
 
     def __init__(self, W: torch.Tensor, generator: torch.Generator):
         self.m, self.W = W.shape[0], W
         self.rows, self.cols = _Side(W, generator), _Side(W.mT, generator)
-        self.u_diagonal = W.shape[0] >= W.shape[1]
 
     def permute(self, X: torch.Tensor) -> torch.Tensor:
         return X
@@ -112,7 +110,7 @@ class JointDiagonalMetric:
         Q_u, Q_u_inv, D_u = self.rows.build(V)
         Q_v, Q_v_inv, D_v = self.cols.build(U)
         self.D_inv = torch.cat([D_u, D_v])
-        if self.u_diagonal:  # Ũ = U Q_U, Ṽ = V Q_U⁻ᵀ; the V-block's P̃⁻¹: G ↦ ((G T) ⊘ D) Tᵀ, T = Q_U⁻¹ Q_V⁻ᵀ
+        if self.m >= self.W.shape[1]:  # Ũ = U Q_U, Ṽ = V Q_U⁻ᵀ; the V-block's P̃⁻¹: G ↦ ((G T) ⊘ D) Tᵀ, T = Q_U⁻¹ Q_V⁻ᵀ
             self.to_u, self.from_u, self.to_v, self.from_v = Q_u, Q_u_inv, Q_u_inv.mT, Q_u.mT
             self.T = Q_u_inv @ Q_v_inv.mT
             self.diagonal, self.dense = slice(None, self.m), slice(self.m, None)
@@ -129,14 +127,6 @@ class JointDiagonalMetric:
 
     def unstack(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return X[:self.m] @ self.from_u, X[self.m:] @ self.from_v
-
-    def residual(self, A: torch.Tensor, W: torch.Tensor, X: torch.Tensor, R: torch.Tensor, WR: torch.Tensor):
-        """(f, W ⊙ R) at x̃ (``objective.weighted_residual``: Ũ Ṽᵀ = U Vᵀ)."""
-        return weighted_residual(A, W, X[:self.m], X[self.m:], R, WR)
-
-    def half_gradient(self, WR: torch.Tensor, X: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """G̃ = ((W⊙R) Ṽ, (W⊙R)ᵀ Ũ) at x̃ (``objective.stacked_half_gradient``), into ``out``."""
-        return stacked_half_gradient(WR, X, self.m, out=out)
 
     def rescale_rows(self, scale: torch.Tensor) -> None:
         """P̃_i⁻¹ ← scale_i P̃_i⁻¹ for each row i of the stacked coordinates (``scale``: m + n values)."""

@@ -4,10 +4,10 @@ Notation: x = (U, V), stacked as one (m + n) × r array; G(x) = −½∇f = ((W�
 P a fixed approximation of the block diagonal of ½∇²f (the rows' ALS normal matrices), built at the start (and
 every ``refresh`` iterations): ``metric="joint"`` (the default, ``solvers.joint_metric``: each row's exact
 diagonal in one jointly diagonalising basis) or ``"grouped"`` (``solvers.grouped_metric``: one scale per row within
-K groups). The iteration runs in the metric's coordinates (``start``, ``residual``, ``half_gradient``,
-``unstack``): for ``joint`` x̃ = (U Q_U, V Q_U⁻ᵀ) when m ≥ n, where P⁻¹ is element-wise on the U-block and two
-r×r products on the other; for ``grouped`` the rows in grouped order. L-BFGS with H₀ scaled by P⁻¹ is invariant
-to such a linear change of variables. One iteration:
+K groups). The iteration runs in the metric's coordinates (``start``, ``unstack``), stacked factors in which f
+and G keep their plain form: for ``joint`` x̃ = (U Q_U, V Q_U⁻ᵀ) when m ≥ n, where P⁻¹ is element-wise on the
+U-block and two r×r products on the other; for ``grouped`` the rows in grouped order. L-BFGS with H₀ scaled by
+P⁻¹ is invariant to such a linear change of variables. One iteration:
 
     d = H G, with H the L-BFGS inverse-Hessian estimate (Nocedal 1980) from the last ``memory`` pairs
         s_i = x_{i+1} − x_i, y_i = G_i − G_{i+1}, started from H₀ = γ P⁻¹ with γ = κ sᵀy / yᵀP⁻¹y of the newest
@@ -61,6 +61,7 @@ from solvers.base import SolverStop
 from solvers.first_order import FirstOrderSolver
 from solvers.grouped_metric import GROUPS, GroupedMetric
 from solvers.joint_metric import JointDiagonalMetric
+from solvers.objective import stacked_half_gradient, weighted_residual
 from solvers.params import Choice, Int, Real
 
 MAX_TRIALS = 30  # backtracking trials per iteration before the line search gives up
@@ -231,10 +232,10 @@ class ScaledLBFGS(FirstOrderSolver):
             metric = JointDiagonalMetric(dp.W, dp.generator)
         else:
             metric = GroupedMetric(dp.W, self.params["groups"], dp.generator)
-        A, W, X = metric.permute(dp.A), metric.W, metric.start(U, V)
+        A, W, X, m = metric.permute(dp.A), metric.W, metric.start(U, V), metric.m
         R, WR = torch.empty_like(A), torch.empty_like(A)
-        f, WR = metric.residual(A, W, X, R, WR)
-        G = metric.half_gradient(WR, X, out=torch.empty_like(X))
+        f, WR = weighted_residual(A, W, X[:m], X[m:], R, WR)
+        G = stacked_half_gradient(WR, X, m)
         PG = metric.apply_stacked(G)
         return LBFGSState(X=X, X_trial=torch.empty_like(X), A=A, W=W, f=float(f), G=G,
                           G_next=torch.empty_like(X), PG=PG, PG_next=torch.empty_like(X), g=_dot(G, PG),
@@ -244,8 +245,8 @@ class ScaledLBFGS(FirstOrderSolver):
         every = self.params["refresh"]
         if every and s.k and s.k % every == 0:  # a new metric (and coordinates): the kept pairs belong to the old
             s.X = s.metric.rebuild(s.X)
-            s.metric.residual(s.A, s.W, s.X, s.R, s.WR)
-            s.metric.half_gradient(s.WR, s.X, out=s.G)
+            self.residual(s, s.X)
+            stacked_half_gradient(s.WR, s.X, s.metric.m, out=s.G)
             s.metric.apply_stacked(s.G, out=s.PG)
             s.g = _dot(s.G, s.PG)
             s.pairs.clear()
@@ -257,7 +258,7 @@ class ScaledLBFGS(FirstOrderSolver):
         t = self.line_search(dp, s, d, slope)
         if t != 1:
             d.mul_(t)  # the slot now holds the step s = t d
-        G_new = s.metric.half_gradient(s.WR, s.X_trial, out=s.G_next)
+        G_new = stacked_half_gradient(s.WR, s.X_trial, s.metric.m, out=s.G_next)
         calibrated = s.k - s.built_at + 1 == self.params["calibrate"] and self.calibrate(s, d, G_new)
         PG_new = s.metric.apply_stacked(G_new, out=s.PG_next)
         g_new = _dot(G_new, PG_new)
@@ -295,7 +296,7 @@ class ScaledLBFGS(FirstOrderSolver):
         t, floor = 1.0, None
         for _ in range(MAX_TRIALS):
             X = torch.add(s.X, d, alpha=t, out=s.X_trial)
-            f_new = float(s.metric.residual(s.A, s.W, X, s.R, s.WR)[0])
+            f_new = self.residual(s, X)
             if f_new <= s.f - 2 * c * t * slope:
                 s.f = f_new
                 return t
@@ -307,6 +308,12 @@ class ScaledLBFGS(FirstOrderSolver):
             if t <= floor:
                 break
         raise SolverStop("converged", "line search found no decrease above rounding level")
+
+    @staticmethod
+    def residual(s: LBFGSState, X: torch.Tensor) -> float:
+        """f at the stacked factors X, leaving the residual in s.R and W ⊙ R in s.WR."""
+        m = s.metric.m
+        return float(weighted_residual(s.A, s.W, X[:m], X[m:], s.R, s.WR)[0])
 
     def factors(self, s: LBFGSState):
         return s.metric.unstack(s.X)
