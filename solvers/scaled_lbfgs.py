@@ -28,18 +28,19 @@ and the memory restarts in the corrected metric (γ from the same pair). The met
 from the weights alone; the secant pair measures it, row by row, along the first steps' direction, at the cost of
 one pass over y and two row-wise products, once.
 
-H G is evaluated in the compact form of Byrd, Nocedal & Schnabel (1994), with ŷ_i = P⁻¹ y_i stored beside each
-pair: with a = SᵀG, b = ŶᵀG, R_S the upper triangle of SᵀY (chronological order), D its diagonal,
+H G is evaluated in the compact form of Byrd, Nocedal & Schnabel (1994), with ŷ_i = P⁻¹ y_i: with a = SᵀG,
+b = ŶᵀG, R_S the upper triangle of SᵀY (chronological order), D its diagonal,
     u = R_S⁻¹ a,   p = R_S⁻ᵀ ((D + γ YᵀŶ) u − γ b),   H G = γ P⁻¹G + S p − γ Ŷ u.
-At ρ = 0.5 the factors hold half as many numbers as A, so passes over vectors of the factors' size are not cheap:
-the compact form reads the stored vectors in two products per iteration (a and b for the new G, from which
-every product of the new pair follows, see ``PairStore``; and H G itself) where the two-loop recursion makes
-4·memory vector passes, and P⁻¹ is applied once per iteration, to the new G. ``factors`` maps the iterate back
-to (U, V) for the trace.
+At ρ = 0.5 the factors hold half as many numbers as A, so passes over vectors of the factors' size are not cheap.
+The memory keeps the steps and the chain of P⁻¹G's they started from (ŷ_i = P⁻¹G_i − P⁻¹G_{i+1}, never formed;
+``PairStore``) and is read in two products per iteration (a, b and GᵀP⁻¹G for the new G, from which every product
+of the new pair follows; and H G itself) where the two-loop recursion makes 4·memory vector passes; P⁻¹ is
+applied once per iteration, to the new G. ``factors`` maps the iterate back to (U, V) for the trace.
 
-A pair with sᵀy ≤ 0 is not stored (H stays positive definite); a direction that is not one of descent
-(⟨G, d⟩ ≤ 0) restarts from d = γ P⁻¹ G with an empty memory. Every accepted step satisfies the Armijo
-condition, so f never increases. When no step above rounding level decreases f, the run stops with "converged".
+A pair with sᵀy ≤ 0 empties the memory (H stays positive definite, and the chain of P⁻¹G's has no gap); a
+direction that is not one of descent (⟨G, d⟩ ≤ 0) restarts from d = γ P⁻¹ G with an empty memory. Every accepted
+step satisfies the Armijo condition, so f never increases. When no step above rounding level decreases f, the run
+stops with "converged".
 
 Why this method: on Fisher-weighted LM matrices the curvature of a row of U is Vᵀ diag(W_i) V, whose scale and
 shape vary by orders of magnitude between rows; Adam's per-coordinate scaling and ScaledGD's (VᵀV)⁻¹ do not
@@ -48,7 +49,7 @@ leave out. docs/solvers-fastest.md has the measurements.
 
 Cost per iteration: the residual at the trial point (2mnr FLOPs; once more per backtrack, rare: the scaled unit
 step is almost always accepted), the gradient (4mnr), P⁻¹G (joint: 4 min(m, n) r², the shorter block's two r×r
-products; grouped: 2(m + n)r²), ≈ 4·(memory + 1)·(m + n)r for the compact products and O(mn) element-wise work;
+products; grouped: 2(m + n)r²), ≈ 2·(2 memory + 1)·(m + n)r for the compact products and O(mn) element-wise work;
 a rebuild adds the metric's build (its module docstring), one residual and one gradient.
 """
 from __future__ import annotations
@@ -69,110 +70,131 @@ CALIBRATION_CLIP = 10.0  # a row's metric scale moves by at most this factor eit
 
 
 class PairStore:
-    """Up to ``memory`` pairs (s_i, ŷ_i = P⁻¹y_i) in memory + 1 slots (a new pair never overwrites a kept one
-    before it is accepted), slot-major (slot i holds s_i then ŷ_i), with the scalars of the compact form:
-    sy[i][j] = s_iᵀy_j (i older than j), yy[i][j] = ŷ_iᵀy_j = y_iᵀP⁻¹y_j (symmetric: P is) and, for the current G,
-    a[i] = s_iᵀG, b[i] = ŷ_iᵀG, indexed by slot. The scalar algebra (two triangular solves of order ≤ memory)
-    is done in Python floats on the host: it is O(memory²), and torch's per-call overhead on tensors that
-    small would cost more than the vector work of a small problem.
+    """The L-BFGS memory as a chain: memory + 1 slots taken in cyclic order, slot i holding (P⁻¹G_i, s_i), the
+    metric gradient at the start of step i and the step itself. The y_i = G_i − G_{i+1} and ŷ_i = P⁻¹y_i are never
+    formed: ŷ_i = P⁻¹G_i − P⁻¹G_{i+1} is the difference of the P⁻¹G's of consecutive slots, and the slot after the
+    newest pair (``current``) holds P⁻¹G at the current iterate, its s buffer receiving the next direction.
 
-    The y_i themselves are never formed or kept: with y = G_old − G_new, every product the compact form needs
-    comes out of the product of the store with G_new, once per iteration (``update``), and products already known:
-        s_iᵀy = a_old[i] − a_new[i],   ŷ_iᵀy = b_old[i] − b_new[i]            (kept pairs),
-        sᵀy = sᵀG_old − a_new[new],    ŷᵀy = G_oldᵀP⁻¹G_old − 2 b_new[new] − G_newᵀP⁻¹G_new   (the new pair;
-    the last from ŷ = P⁻¹G_old − P⁻¹G_new and P symmetric). Slots are taken lowest first, so the slots ever
-    written are a prefix of the store and the products read only that prefix."""
+    The scalars of the compact form are kept in Python floats, indexed by slot: sy[i][j] = s_iᵀy_j (i no newer
+    than j), yy[i][j] = ŷ_iᵀy_j = y_iᵀP⁻¹y_j (symmetric: P is), and for the current G: a[i] = s_iᵀG and
+    pi[i] = (P⁻¹G_i)ᵀG, so that b_i = ŷ_iᵀG = pi[i] − pi[i + 1] and g = GᵀP⁻¹G = pi[current]. Every product the
+    compact form needs then comes out of one product of the store with the new gradient G_new (``update``), with
+    y = G_old − G_new:
+        s_iᵀy = a_old[i] − a_new[i],   ŷ_iᵀy = b_old[i] − b_new[i]                     (kept pairs),
+        sᵀy = sᵀG_old − a_new[new],    ŷᵀy = g_old − 2 (P⁻¹G_old)ᵀG_new + g_new        (the new pair);
+    g_new itself is the product with P⁻¹G_new, which the caller writes into the next slot first. The two-vector
+    form (s_i, ŷ_i) would need a pass to form ŷ and one for g_new on top of the same products.
+
+    The rows (slot-major: row 2i is P⁻¹G_i, row 2i + 1 is s_i) from the oldest kept pair to the current slot's P⁻¹G
+    form one cyclic range, so each product with the store is at most two BLAS calls, and no other row is read:
+    the store needs no initialisation. The scalar algebra (two triangular solves of order ≤ memory) runs on the
+    host: it is O(memory²), and torch's per-call overhead on tensors that small would cost more than the vector
+    work of a small problem."""
 
     def __init__(self, memory: int, like: torch.Tensor):
-        self.memory, slots = memory, memory + 1
-        self.vectors = torch.empty(slots, 2, like.numel(), dtype=like.dtype, device=like.device)  # (s, ŷ) per slot
-        self.written = 0  # slots [0, written) have held a whole pair (finite: a coefficient 0 on one gives 0)
-        self.sy = [[0.0] * slots for _ in range(slots)]
-        self.yy = [[0.0] * slots for _ in range(slots)]
-        self.a, self.b = [0.0] * slots, [0.0] * slots
-        self.order: list[int] = []  # kept slots, oldest first
+        self.memory, self.slots, self.shape = memory, memory + 1, like.shape
+        self.rows = torch.empty(2 * self.slots, like.numel(), dtype=like.dtype, device=like.device)
+        self.current = 0
+        self.order: list[int] = []  # kept slots, oldest first; cyclically contiguous, ending just before current
+        self.sy = [[0.0] * self.slots for _ in range(self.slots)]
+        self.yy = [[0.0] * self.slots for _ in range(self.slots)]
+        self.a, self.pi = [0.0] * self.slots, [0.0] * self.slots
+
+    @property
+    def next_slot(self) -> int:
+        """The slot the next iterate's P⁻¹G goes into: a free one, or the oldest pair's when the memory is full
+        (that pair leaves with the new one)."""
+        return (self.current + 1) % self.slots
+
+    def pg(self, slot: int) -> torch.Tensor:
+        """The P⁻¹G buffer of ``slot``, shaped like the iterate."""
+        return self.rows[2 * slot].view(self.shape)
 
     def clear(self) -> None:
+        """Empty the memory; the current iterate's P⁻¹G stays."""
         self.order = []
 
-    def free_slot(self) -> int:
-        return next(i for i in range(self.memory + 1) if i not in self.order)
+    def drop_pair(self) -> None:
+        """The step was taken but its pair is not kept (the metric changed under it): empty the memory and move to
+        the next slot, whose P⁻¹G the caller has written."""
+        self.order, self.current = [], self.next_slot
 
-    def pair(self, slot: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (s, ŷ) buffers of ``slot``, shaped like the iterate; both are filled before ``update``."""
-        return self.vectors[slot, 0].view_as(like), self.vectors[slot, 1].view_as(like)
+    def _segments(self, first: int, count: int):
+        """(lo, hi) row ranges of the cyclic range of ``count`` rows from row ``first``."""
+        end, total = first + count, 2 * self.slots
+        return [(first, end)] if end <= total else [(first, total), (0, end - total)]
 
-    def _products(self, G: torch.Tensor, lo: int, hi: int) -> dict[int, tuple[float, float]]:
-        """{slot: (s_slotᵀG, ŷ_slotᵀG)} for the slots [lo, hi), from one matrix-vector product."""
-        if lo >= hi:
-            return {}
-        p = torch.mv(self.vectors[lo:hi].view(2 * (hi - lo), -1), G.view(-1)).tolist()
-        return {lo + k: (p[2 * k], p[2 * k + 1]) for k in range(hi - lo)}
+    def _products(self, G: torch.Tensor, first: int, count: int) -> dict[int, float]:
+        """{row: rowᵀG} for the cyclic range of rows, one matrix-vector product per segment."""
+        out = {}
+        for lo, hi in self._segments(first, count):
+            out.update(zip(range(lo, hi), torch.mv(self.rows[lo:hi], G.view(-1)).tolist()))
+        return out
 
-    def update(self, slot: int, G_new: torch.Tensor, s_g_old: float, g_old: float, g_new: float) -> tuple[float, float]:
-        """With the new pair (s, ŷ) in ``slot``, the new gradient G_new, s_g_old = sᵀG_old and the metric norms
-        g_old = G_oldᵀP⁻¹G_old, g_new = G_newᵀP⁻¹G_new: every s_iᵀy, ŷ_iᵀy of the new y (class docstring) and
-        a, b for G_new, from the products of the written slots with G_new. When the memory is full its oldest
-        pair leaves with the new one, so its products are skipped, and computed only if the new pair has
-        sᵀy ≤ 0 (``commit`` is then not called and the oldest stays).
-        Returns (sᵀy, ŷᵀy) of the new pair; ``commit`` keeps it."""
-        w = self.written = max(self.written, slot + 1)
-        oldest = self.order[0] if len(self.order) == self.memory else w
-        ab = {**self._products(G_new, 0, oldest), **self._products(G_new, oldest + 1, w)}
-        sy_new = s_g_old - ab[slot][0]
-        if sy_new <= 0 and oldest < w:
-            ab.update(self._products(G_new, oldest, oldest + 1))
-        kept = [i for i in self.order if i in ab]
-        sy = {i: self.a[i] - ab[i][0] for i in kept}
-        yy = {i: self.b[i] - ab[i][1] for i in kept}
-        sy[slot], yy[slot] = sy_new, g_old - 2 * ab[slot][1] - g_new
-        for i, (a, b) in ab.items():
-            self.a[i], self.b[i] = a, b
-        self._new = (sy, yy)
-        return sy[slot], yy[slot]
+    def _b(self, slot: int, pi: list[float]) -> float:
+        return pi[slot] - pi[(slot + 1) % self.slots]
 
-    def commit(self, slot: int) -> None:
-        """Keep the pair of the last ``update`` (dropping the oldest beyond ``memory``)."""
-        sy, yy = self._new
-        for i in sy:
-            self.sy[i][slot] = sy[i]
-            self.yy[i][slot] = self.yy[slot][i] = yy[i]
-        self.order.append(slot)
-        if len(self.order) > self.memory:
-            self.order.pop(0)
+    def update(self, G_new: torch.Tensor, s_g_old: float, g_old: float) -> tuple[float, float, float]:
+        """After a step s (in the current slot's s buffer) from G_old to G_new, with P⁻¹G_new in
+        ``pg(next_slot)``, s_g_old = sᵀG_old and g_old = G_oldᵀP⁻¹G_old: keep the pair (dropping the oldest beyond
+        ``memory``) if sᵀy > 0, else empty the memory (H stays positive definite, and a chain with a missing link
+        has no ŷ), and move to the next slot. The products read every kept row but the leaving pair's s.
+        Returns (sᵀy, ŷᵀy, g_new = G_newᵀP⁻¹G_new)."""
+        f, nxt, o = self.current, self.next_slot, self.order
+        stay = o[1:] if len(o) == self.memory else o
+        first = stay[0] if stay else f
+        rows = self._products(G_new, 2 * first, (2 * (nxt - first)) % (2 * self.slots) + 1)
+        a_new, pi_new = self.a[:], self.pi[:]
+        for row, value in rows.items():
+            (pi_new if row % 2 == 0 else a_new)[row // 2] = value
+        g_new = pi_new[nxt]
+        sy_new = s_g_old - a_new[f]
+        yy_new = g_old - 2 * pi_new[f] + g_new
+        if sy_new > 0:
+            for i in stay:
+                self.sy[i][f] = self.a[i] - a_new[i]
+                self.yy[i][f] = self.yy[f][i] = self._b(i, self.pi) - self._b(i, pi_new)
+            self.sy[f][f], self.yy[f][f] = sy_new, yy_new
+            self.order = stay + [f]
+        else:
+            self.order = []
+        self.a, self.pi, self.current = a_new, pi_new, nxt
+        return sy_new, yy_new, g_new
 
-    def direction(self, PG: torch.Tensor, gamma: float, g: float) -> tuple[int, torch.Tensor, float]:
-        """(the free slot, d = H G in the compact form (module docstring) written into that slot's s buffer, the
-        slope ⟨G, H G⟩), given g = Gᵀ P⁻¹ G; with no pairs kept, d = γ P⁻¹ G. The slope is γ g + pᵀa − γ uᵀb:
-        scalars already known, no pass over G. The step s = t d then needs no pass of its own when t = 1."""
-        slot = self.free_slot()
-        out = self.pair(slot, PG)[0]
-        o = self.order
+    def direction(self, gamma: float, g: float) -> tuple[torch.Tensor, float]:
+        """(d = H G in the compact form (module docstring), written into the current slot's s buffer; the slope
+        ⟨G, H G⟩), given g = GᵀP⁻¹G; with no pairs kept, d = γ P⁻¹G. The slope is γ g + pᵀa − γ uᵀb: scalars
+        already known, no pass over G. The step s = t d then needs no pass of its own when t = 1."""
+        f, o = self.current, self.order
+        self.pi[f] = g
+        out = self.rows[2 * f + 1]
         if not o:
-            return slot, torch.mul(PG, gamma, out=out), gamma * g
-        k, sy, yy = len(o), self.sy, self.yy
+            return torch.mul(self.rows[2 * f], gamma, out=out).view(self.shape), gamma * g
+        k, sy, yy, a = len(o), self.sy, self.yy, self.a
+        b = [self._b(i, self.pi) for i in o]
         u = [0.0] * k  # R_S u = a, R_S upper triangular: back substitution
         for i in reversed(range(k)):
-            u[i] = (self.a[o[i]] - sum(sy[o[i]][o[j]] * u[j] for j in range(i + 1, k))) / sy[o[i]][o[i]]
+            u[i] = (a[o[i]] - sum(sy[o[i]][o[j]] * u[j] for j in range(i + 1, k))) / sy[o[i]][o[i]]
         p = [0.0] * k  # R_Sᵀ p = (D + γ YᵀŶ) u − γ b: forward substitution
         for i in range(k):
-            rhs = sy[o[i]][o[i]] * u[i] + gamma * sum(yy[o[i]][o[j]] * u[j] for j in range(k)) - gamma * self.b[o[i]]
+            rhs = sy[o[i]][o[i]] * u[i] + gamma * sum(yy[o[i]][o[j]] * u[j] for j in range(k)) - gamma * b[i]
             p[i] = (rhs - sum(sy[o[j]][o[i]] * p[j] for j in range(i))) / sy[o[i]][o[i]]
-        coef = [0.0] * (2 * self.written)
-        for i, kept in enumerate(o):
-            coef[2 * kept], coef[2 * kept + 1] = p[i], -gamma * u[i]
-        flat, first = out.view(-1), True  # the slots before and after the free one (out is the free one's s)
-        for lo, hi in ((0, slot), (slot + 1, self.written)):
-            if lo < hi:
-                rows = self.vectors[lo:hi].view(2 * (hi - lo), -1).mT
-                c = torch.tensor(coef[2 * lo:2 * hi], dtype=out.dtype, device=out.device)
-                if first:
-                    torch.addmv(PG.view(-1), rows, c, beta=gamma, out=flat)
-                else:
-                    flat.addmv_(rows, c)
-                first = False
-        slope = gamma * g + sum(p[i] * self.a[o[i]] - gamma * u[i] * self.b[o[i]] for i in range(k))
-        return slot, out, slope
+        # H G = γ P⁻¹G_f + S p − γ Σ u_i (P⁻¹G_i − P⁻¹G_{i+1}): per row, in the cyclic order of the range
+        coef = []
+        for i in range(k):
+            coef += [gamma * ((u[i - 1] if i else 0.0) - u[i]), p[i]]
+        coef.append(gamma * (1.0 + u[-1]))
+        first = True
+        for lo, hi in self._segments(2 * o[0], 2 * k + 1):
+            c = torch.tensor(coef[:hi - lo], dtype=out.dtype, device=out.device)
+            coef = coef[hi - lo:]
+            if first:
+                torch.mv(self.rows[lo:hi].mT, c, out=out)
+            else:
+                out.addmv_(self.rows[lo:hi].mT, c)
+            first = False
+        slope = gamma * g + sum(p[i] * a[o[i]] - gamma * u[i] * b[i] for i in range(k))
+        return out.view(self.shape), slope
 
 
 @dataclass
@@ -184,8 +206,7 @@ class LBFGSState:
     f: float
     G: torch.Tensor          # −½∇f at X
     G_next: torch.Tensor     # the same at the next iterate
-    PG: torch.Tensor         # P⁻¹ G
-    PG_next: torch.Tensor
+    PG: torch.Tensor         # P⁻¹ G, the current slot's buffer in the store
     g: float                 # Gᵀ P⁻¹ G
     metric: GroupedMetric | JointDiagonalMetric
     pairs: PairStore
@@ -236,10 +257,10 @@ class ScaledLBFGS(FirstOrderSolver):
         R, WR = torch.empty_like(A), torch.empty_like(A)
         f, WR = weighted_residual(A, W, X[:m], X[m:], R, WR)
         G = stacked_half_gradient(WR, X, m)
-        PG = metric.apply_stacked(G)
-        return LBFGSState(X=X, X_trial=torch.empty_like(X), A=A, W=W, f=float(f), G=G,
-                          G_next=torch.empty_like(X), PG=PG, PG_next=torch.empty_like(X), g=_dot(G, PG),
-                          metric=metric, pairs=PairStore(self.params["memory"], X), R=R, WR=WR)
+        pairs = PairStore(self.params["memory"], X)
+        PG = metric.apply_stacked(G, out=pairs.pg(pairs.current))
+        return LBFGSState(X=X, X_trial=torch.empty_like(X), A=A, W=W, f=float(f), G=G, G_next=torch.empty_like(X),
+                          PG=PG, g=_dot(G, PG), metric=metric, pairs=pairs, R=R, WR=WR)
 
     def step(self, dp, s: LBFGSState) -> LBFGSState:
         every = self.params["refresh"]
@@ -251,26 +272,25 @@ class ScaledLBFGS(FirstOrderSolver):
             s.g = _dot(s.G, s.PG)
             s.pairs.clear()
             s.built_at = s.k
-        slot, d, slope = s.pairs.direction(s.PG, s.gamma, s.g)
+        d, slope = s.pairs.direction(s.gamma, s.g)
         if slope <= 0:  # not a descent direction: restart from the scaled gradient
             s.pairs.clear()
-            slot, d, slope = s.pairs.direction(s.PG, s.gamma, s.g)
+            d, slope = s.pairs.direction(s.gamma, s.g)
         t = self.line_search(dp, s, d, slope)
         if t != 1:
             d.mul_(t)  # the slot now holds the step s = t d
         G_new = stacked_half_gradient(s.WR, s.X_trial, s.metric.m, out=s.G_next)
         calibrated = s.k - s.built_at + 1 == self.params["calibrate"] and self.calibrate(s, d, G_new)
-        PG_new = s.metric.apply_stacked(G_new, out=s.PG_next)
-        g_new = _dot(G_new, PG_new)
-        if not calibrated:  # a calibration empties the memory: this step's pair belongs to the old metric
-            torch.sub(s.PG, PG_new, out=s.pairs.pair(slot, s.X)[1])
-            sy, y_hy = s.pairs.update(slot, G_new, t * slope, s.g, g_new)
-            if sy > 0:
-                s.pairs.commit(slot)
-                if y_hy > 0:
-                    s.gamma = self.params["gamma_scale"] * sy / y_hy
+        PG_new = s.metric.apply_stacked(G_new, out=s.pairs.pg(s.pairs.next_slot))
+        if calibrated:  # a calibration empties the memory: this step's pair belongs to the old metric
+            g_new = _dot(G_new, PG_new)
+            s.pairs.drop_pair()
+        else:
+            sy, y_hy, g_new = s.pairs.update(G_new, t * slope, s.g)
+            if sy > 0 and y_hy > 0:
+                s.gamma = self.params["gamma_scale"] * sy / y_hy
         s.X, s.X_trial = s.X_trial, s.X
-        s.G, s.G_next, s.PG, s.PG_next, s.g = G_new, s.G, PG_new, s.PG, g_new
+        s.G, s.G_next, s.PG, s.g = G_new, s.G, PG_new, g_new
         s.k += 1
         return s
 

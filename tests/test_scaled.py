@@ -140,35 +140,46 @@ def _two_loop(g, pairs, precond, gamma):
     return z
 
 
+def _chain_step(store, rng, precond, g, flip=False):
+    """One step through the store as ``scaled_lbfgs`` takes it, from gradient g: a direction (returned, with its
+    slope), a step s written over it, the next gradient's P⁻¹G written into the next slot, then ``update``
+    (checked against y = g − g_new formed here). Returns (g_new, (s, y), direction, slope, sᵀy)."""
+    Pg = precond * g
+    d, slope = store.direction(0.7, g @ Pg)
+    direction = d.numpy().copy()
+    g_new = 0.5 * g + 0.3 * rng.normal(size=g.size)
+    y = g - g_new
+    s = precond * y + 0.1 * rng.normal(size=g.size)  # sᵀy > 0 ...
+    if flip:
+        s = -s  # ... but not here
+    assert d.data_ptr() == store.rows[2 * store.current + 1].data_ptr()  # the direction is the current slot's s
+    d.copy_(torch.from_numpy(s))
+    store.pg(store.next_slot).copy_(torch.from_numpy(precond * g_new))
+    sy, yy, g_norm = store.update(torch.from_numpy(g_new), s @ g, g @ Pg)
+    assert sy == pytest.approx(s @ y, rel=1e-12) and g_norm == pytest.approx(g_new @ (precond * g_new), rel=1e-12)
+    if sy > 0:
+        assert yy == pytest.approx(y @ (precond * y), rel=1e-12)
+    return g_new, (s, y), direction, slope, sy
+
+
 def test_compact_direction_equals_the_two_loop_recursion():
-    """The store never sees y = G_old − G_new: it derives every sᵢᵀy, ŷᵢᵀy from products with the gradients.
-    Steps 4 and 6 have sᵀy < 0 with the memory full: the pair is refused and the oldest one stays (``update``
-    skips the oldest's products unless the new pair is refused)."""
+    """The store never sees y = G_old − G_new or ŷ = P⁻¹y: it keeps the chain of P⁻¹G's and derives every sᵢᵀy,
+    ŷᵢᵀy from products with the gradients. Nine steps cycle the four slots twice. Steps 4 and 6 have sᵀy < 0 with
+    the memory full: the memory empties, and the chain restarts from the current slot."""
     rng = np.random.default_rng(0)
     N, memory = 40, 3
     precond = rng.uniform(0.5, 2.0, N)  # P⁻¹ = diag(precond)
+    g = rng.normal(size=N)
     store = PairStore(memory, torch.zeros(N, dtype=torch.float64))
-    pairs, g = [], rng.normal(size=N)
-    for step in range(9):  # more pairs than the memory: the oldest are dropped
-        g_new = 0.5 * g + 0.3 * rng.normal(size=N)
-        y = g - g_new
-        s = precond * y + 0.1 * rng.normal(size=N)  # sᵀy > 0 ...
-        if step in (4, 6):
-            s = -s  # ... but for these
-        slot = store.free_slot()
-        S, Y_hat = store.pair(slot, torch.zeros(N))
-        S.copy_(torch.from_numpy(s))
-        Y_hat.copy_(torch.from_numpy(precond * y))
-        sy, yy = store.update(slot, torch.from_numpy(g_new), s @ g, g @ (precond * g), g_new @ (precond * g_new))
-        assert sy == pytest.approx(s @ y, rel=1e-12) and yy == pytest.approx(y @ (precond * y), rel=1e-12)
-        if sy > 0:
-            store.commit(slot)
-            pairs = (pairs + [(s, y)])[-memory:]
+    store.pg(store.current).copy_(torch.from_numpy(precond * g))
+    pairs = []
+    for step in range(10):
+        g_new, pair, direction, slope, sy = _chain_step(store, rng, precond, g, flip=step in (4, 6))
+        np.testing.assert_allclose(direction, _two_loop(g, pairs, precond, 0.7), rtol=1e-10)
+        assert slope == pytest.approx(g @ direction, rel=1e-10)
+        pairs = (pairs + [pair])[-memory:] if sy > 0 else []
+        assert len(store.order) == len(pairs)
         g = g_new
-        free, z, slope = store.direction(torch.from_numpy(precond * g), 0.7, g @ (precond * g))
-        assert free not in store.order and z.data_ptr() == store.pair(free, z)[0].data_ptr()
-        np.testing.assert_allclose(z.numpy(), _two_loop(g, pairs, precond, 0.7), rtol=1e-10)
-        assert slope == pytest.approx(g @ z.numpy(), rel=1e-10)
 
 
 def _dp(problem):
@@ -246,38 +257,33 @@ def test_zero_weight_rows_and_columns_are_harmless(name):
     assert res.rel_error < q.objective(*_factors(q)) / q.weighted_norm
 
 
-def test_a_slot_taken_but_never_filled_contributes_nothing():
-    """A calibration takes the free slot for its direction and keeps no pair: that slot's vectors must not leak
-    into later directions (the store is uninitialised memory, here NaN: only slots that held a whole pair are read,
-    and a zero coefficient on one of those is exactly zero)."""
+def test_only_kept_pairs_and_the_current_slot_are_read():
+    """The store is uninitialised memory (here NaN): a product or direction that read a row outside the kept pairs
+    and the current slot would be NaN. A dropped pair (a calibration) and an emptied memory (a restart) leave
+    stale rows behind; with memory 2 the three slots cycle several times."""
     rng = np.random.default_rng(1)
     N, memory = 30, 2
     precond = rng.uniform(0.5, 2.0, N)
     store = PairStore(memory, torch.zeros(N, dtype=torch.float64))
-    store.vectors.fill_(float("nan"))
+    store.rows.fill_(float("nan"))
     g, pairs = rng.normal(size=N), []
-
-    def step(g):
-        g_new = 0.5 * g + 0.3 * rng.normal(size=N)
-        y = g - g_new
-        s = precond * y + 0.1 * rng.normal(size=N)
-        slot = store.free_slot()
-        S, Y_hat = store.pair(slot, torch.zeros(N))
-        S.copy_(torch.from_numpy(s))
-        Y_hat.copy_(torch.from_numpy(precond * y))
-        store.update(slot, torch.from_numpy(g_new), s @ g, g @ (precond * g), g_new @ (precond * g_new))
-        store.commit(slot)
-        return g_new, (s, y)
-
-    for _ in range(memory):  # slots 0 and 1 hold pairs ...
-        g, pair = step(g)
-    store.direction(torch.from_numpy(precond * g), 1.0, g @ (precond * g))  # ... slot 2 is taken, never filled ...
-    store.clear()  # ... and the memory emptied, as a calibration does
-    for _ in range(4):
-        g, pair = step(g)
+    store.pg(store.current).copy_(torch.from_numpy(precond * g))
+    for step in range(9):
+        if step == 3:  # a calibration: the step is taken, its pair dropped
+            d, _ = store.direction(0.7, g @ (precond * g))
+            g = 0.5 * g + 0.3 * rng.normal(size=N)
+            d.copy_(torch.from_numpy(rng.normal(size=N)))
+            store.pg(store.next_slot).copy_(torch.from_numpy(precond * g))
+            store.drop_pair()
+            pairs = []
+            continue
+        if step == 6:  # a restart: the memory empties where the iterate stands
+            store.clear()
+            pairs = []
+        g_new, pair, direction, _, _ = _chain_step(store, rng, precond, g)
+        np.testing.assert_allclose(direction, _two_loop(g, pairs, precond, 0.7), rtol=1e-10)
         pairs = (pairs + [pair])[-memory:]
-        _, z, _ = store.direction(torch.from_numpy(precond * g), 0.7, g @ (precond * g))
-        np.testing.assert_allclose(z.numpy(), _two_loop(g, pairs, precond, 0.7), rtol=1e-10)
+        g = g_new
 
 
 @pytest.mark.parametrize("metric", ["joint", "grouped"])
