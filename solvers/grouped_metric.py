@@ -139,6 +139,10 @@ class GroupedMetric:
         """[U; V] in grouped order, (m + n) × r (a copy)."""
         return torch.cat([U.index_select(0, self.row_perm), V.index_select(0, self.col_perm)])
 
+    def blocks(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(U, V) as views of X = [U; V] (grouped order)."""
+        return X[:self.m], X[self.m:]
+
     def unstack(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(U, V) in the problem's order from X = [U; V] in grouped order."""
         return X[:self.m].index_select(0, self.row_inv), X[self.m:].index_select(0, self.col_inv)

@@ -93,52 +93,78 @@ class JointDiagonalMetric:
     """The joint-diagonal metric for U and for V and its coordinates x̃ (module docstring), with the longer block
     (U when m ≥ n) the one whose metric is diagonal.
 
-    ``start(U, V)`` builds the metric there and returns x̃ stacked ((m + n) × r); ``rebuild(x̃)`` builds it
-    anew at the point x̃ and returns that point in the new coordinates; ``unstack(x̃)`` gives (U, V);
-    ``apply_stacked(G̃)`` is P̃⁻¹ G̃. Since Ũ Ṽᵀ = U Vᵀ, f and G̃ at x̃ are the plain ones of the stacked factors
-    (``objective.weighted_residual``, ``objective.stacked_half_gradient``). A and W stay in the problem's order
-    (``permute`` is the identity)."""
+    ``start(U, V)`` builds the metric there and returns x̃ stacked (one vector of (m + n) r numbers);
+    ``blocks(x̃)`` views it as (Ũ, Ṽ); ``rebuild(x̃)`` builds the metric anew at the point x̃ and returns that
+    point in the new coordinates; ``unstack(x̃)`` gives (U, V); ``apply_stacked(G̃)`` is P̃⁻¹ G̃. Since Ũ Ṽᵀ = U Vᵀ,
+    f and G̃ at x̃ are the plain ones of the blocks (``objective.weighted_residual``, ``objective.gradients``).
+    A and W stay in the problem's order (``permute`` is the identity).
+
+    Layout: the diagonal block is stored row by row (N × r), the dense one transposed (r × N', its r rows of
+    length N' = min(m, n)): with the m×n residual stored row by row, that is the layout in which the three products
+    of an iteration ran fastest in docs/solvers-fastest.md's measurements, and every other pass is element-wise
+    over the stacked vector, indifferent to the layout."""
 
     def __init__(self, W: torch.Tensor, generator: torch.Generator):
         self.m, self.W = W.shape[0], W
         self.rows, self.cols = _Side(W, generator), _Side(W.mT, generator)
+        self.shapes = (self.m, W.shape[1])
 
     def permute(self, X: torch.Tensor) -> torch.Tensor:
         return X
 
+    def blocks(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Ũ, Ṽ) as m × r and n × r views of the stacked vector X (the dense block's a transposed view)."""
+        (m, n), r = self.shapes, X.numel() // sum(self.shapes)
+        U, V = X[:m * r], X[m * r:]
+        if self.u_dense:
+            return U.view(r, m).mT, V.view(n, r)
+        return U.view(m, r), V.view(r, n).mT
+
     def start(self, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         Q_u, Q_u_inv, D_u = self.rows.build(V)
         Q_v, Q_v_inv, D_v = self.cols.build(U)
-        self.D_inv = torch.cat([D_u, D_v])
-        if self.m >= self.W.shape[1]:  # Ũ = U Q_U, Ṽ = V Q_U⁻ᵀ; the V-block's P̃⁻¹: G ↦ ((G T) ⊘ D) Tᵀ, T = Q_U⁻¹ Q_V⁻ᵀ
+        self.u_dense = self.m < self.W.shape[1]
+        if not self.u_dense:  # Ũ = U Q_U, Ṽ = V Q_U⁻ᵀ; the V-block's P̃⁻¹: G ↦ ((G T) ⊘ D) Tᵀ, T = Q_U⁻¹ Q_V⁻ᵀ
             self.to_u, self.from_u, self.to_v, self.from_v = Q_u, Q_u_inv, Q_u_inv.mT, Q_u.mT
             self.T = Q_u_inv @ Q_v_inv.mT
-            self.diagonal, self.dense = slice(None, self.m), slice(self.m, None)
         else:  # the mirror image: Ṽ = V Q_V, Ũ = U Q_V⁻ᵀ; the U-block's G ↦ ((G T) ⊘ D) Tᵀ, T = Q_V⁻¹ Q_U⁻ᵀ
             self.to_u, self.from_u, self.to_v, self.from_v = Q_v_inv.mT, Q_v.mT, Q_v, Q_v_inv
             self.T = Q_v_inv @ Q_u_inv.mT
-            self.diagonal, self.dense = slice(self.m, None), slice(None, self.m)
         self.T_t = self.T.mT.contiguous()
-        self.scratch = self.D_inv[self.dense].new_empty(self.D_inv[self.dense].shape)
-        return torch.cat([U @ self.to_u, V @ self.to_v])
+        self.D_inv = self._stack(D_u, D_v)
+        self.scratch = torch.empty_like(self.D_inv)
+        return self._stack(U @ self.to_u, V @ self.to_v)
+
+    def _stack(self, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        X = U.new_empty(U.numel() + V.numel())
+        for block, value in zip(self.blocks(X), (U, V)):
+            block.copy_(value)
+        return X
+
+    def _dense_first(self, pair: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return pair if self.u_dense else pair[::-1]
 
     def rebuild(self, X: torch.Tensor) -> torch.Tensor:
         return self.start(*self.unstack(X))
 
     def unstack(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return X[:self.m] @ self.from_u, X[self.m:] @ self.from_v
+        U, V = self.blocks(X)
+        return U @ self.from_u, V @ self.from_v
 
     def rescale_rows(self, scale: torch.Tensor) -> None:
-        """P̃_i⁻¹ ← scale_i P̃_i⁻¹ for each row i of the stacked coordinates (``scale``: m + n values)."""
-        self.D_inv.mul_(scale.unsqueeze(-1))
+        """P̃_i⁻¹ ← scale_i P̃_i⁻¹ for each row i of Ũ, then of Ṽ (``scale``: m + n values)."""
+        for block, rows in zip(self.blocks(self.D_inv), scale.split(self.shapes)):
+            block.mul_(rows.unsqueeze(-1))
 
     def apply_stacked(self, G: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """P̃⁻¹ G̃, same layout (into ``out`` when given): G̃ ⊘ D on the diagonal block, ((G̃ T) ⊘ D) Tᵀ on the
         other (``start``)."""
         out = torch.empty_like(G) if out is None else out
-        diagonal, dense = self.diagonal, self.dense
-        torch.mul(G[diagonal], self.D_inv[diagonal], out=out[diagonal])
-        torch.mm(G[dense], self.T, out=self.scratch)
-        self.scratch.mul_(self.D_inv[dense])
-        torch.mm(self.scratch, self.T_t, out=out[dense])
+        (g_dense, g_diag), (o_dense, o_diag) = self._dense_first(self.blocks(G)), self._dense_first(self.blocks(out))
+        d_dense, d_diag = self._dense_first(self.blocks(self.D_inv))
+        scratch = self._dense_first(self.blocks(self.scratch))[0]
+        torch.mul(g_diag, d_diag, out=o_diag)
+        torch.mm(g_dense, self.T, out=scratch)
+        scratch.mul_(d_dense)
+        torch.mm(scratch, self.T_t, out=o_dense)
         return out

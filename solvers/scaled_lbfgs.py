@@ -62,7 +62,7 @@ from solvers.base import SolverStop
 from solvers.first_order import FirstOrderSolver
 from solvers.grouped_metric import GROUPS, GroupedMetric
 from solvers.joint_metric import JointDiagonalMetric
-from solvers.objective import stacked_half_gradient, weighted_residual
+from solvers.objective import gradients, weighted_residual
 from solvers.params import Choice, Int, Real
 
 MAX_TRIALS = 30  # backtracking trials per iteration before the line search gives up
@@ -199,7 +199,7 @@ class PairStore:
 
 @dataclass
 class LBFGSState:
-    X: torch.Tensor          # (m + n) × r: U on top of V, in the metric's coordinates
+    X: torch.Tensor          # U and V stacked, in the metric's coordinates and layout (``metric.blocks``)
     X_trial: torch.Tensor    # the line search's trial point
     A: torch.Tensor          # A and W in the metric's order (``permute``)
     W: torch.Tensor
@@ -253,21 +253,22 @@ class ScaledLBFGS(FirstOrderSolver):
             metric = JointDiagonalMetric(dp.W, dp.generator)
         else:
             metric = GroupedMetric(dp.W, self.params["groups"], dp.generator)
-        A, W, X, m = metric.permute(dp.A), metric.W, metric.start(U, V), metric.m
-        R, WR = torch.empty_like(A), torch.empty_like(A)
-        f, WR = weighted_residual(A, W, X[:m], X[m:], R, WR)
-        G = stacked_half_gradient(WR, X, m)
-        pairs = PairStore(self.params["memory"], X)
-        PG = metric.apply_stacked(G, out=pairs.pg(pairs.current))
-        return LBFGSState(X=X, X_trial=torch.empty_like(X), A=A, W=W, f=float(f), G=G, G_next=torch.empty_like(X),
-                          PG=PG, g=_dot(G, PG), metric=metric, pairs=pairs, R=R, WR=WR)
+        A, W, X = metric.permute(dp.A), metric.W, metric.start(U, V)
+        s = LBFGSState(X=X, X_trial=torch.empty_like(X), A=A, W=W, f=0.0, G=torch.empty_like(X),
+                       G_next=torch.empty_like(X), PG=X, g=0.0, metric=metric,
+                       pairs=PairStore(self.params["memory"], X), R=torch.empty_like(A), WR=torch.empty_like(A))
+        s.f = self.residual(s, X)
+        self.half_gradient(s, X, out=s.G)
+        s.PG = metric.apply_stacked(s.G, out=s.pairs.pg(s.pairs.current))
+        s.g = _dot(s.G, s.PG)
+        return s
 
     def step(self, dp, s: LBFGSState) -> LBFGSState:
         every = self.params["refresh"]
         if every and s.k and s.k % every == 0:  # a new metric (and coordinates): the kept pairs belong to the old
             s.X = s.metric.rebuild(s.X)
             self.residual(s, s.X)
-            stacked_half_gradient(s.WR, s.X, s.metric.m, out=s.G)
+            self.half_gradient(s, s.X, out=s.G)
             s.metric.apply_stacked(s.G, out=s.PG)
             s.g = _dot(s.G, s.PG)
             s.pairs.clear()
@@ -279,7 +280,7 @@ class ScaledLBFGS(FirstOrderSolver):
         t = self.line_search(dp, s, d, slope)
         if t != 1:
             d.mul_(t)  # the slot now holds the step s = t d
-        G_new = stacked_half_gradient(s.WR, s.X_trial, s.metric.m, out=s.G_next)
+        G_new = self.half_gradient(s, s.X_trial, out=s.G_next)
         calibrated = s.k - s.built_at + 1 == self.params["calibrate"] and self.calibrate(s, d, G_new)
         PG_new = s.metric.apply_stacked(G_new, out=s.pairs.pg(s.pairs.next_slot))
         if calibrated:  # a calibration empties the memory: this step's pair belongs to the old metric
@@ -299,7 +300,7 @@ class ScaledLBFGS(FirstOrderSolver):
         memory and set γ for the new metric; False, changing nothing, when the step has no positive curvature."""
         y = torch.sub(s.G, G_new)
         Py = s.metric.apply_stacked(y)
-        sy_rows, yy_rows = torch.linalg.vecdot(step, y, dim=-1), torch.linalg.vecdot(y, Py, dim=-1)
+        sy_rows, yy_rows = self.row_dots(s, step, y), self.row_dots(s, y, Py)
         sy, yy = float(sy_rows.double().sum()), float(yy_rows.double().sum())
         if not (sy > 0 and yy > 0):
             return False
@@ -332,8 +333,18 @@ class ScaledLBFGS(FirstOrderSolver):
     @staticmethod
     def residual(s: LBFGSState, X: torch.Tensor) -> float:
         """f at the stacked factors X, leaving the residual in s.R and W ⊙ R in s.WR."""
-        m = s.metric.m
-        return float(weighted_residual(s.A, s.W, X[:m], X[m:], s.R, s.WR)[0])
+        return float(weighted_residual(s.A, s.W, *s.metric.blocks(X), s.R, s.WR)[0])
+
+    @staticmethod
+    def half_gradient(s: LBFGSState, X: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """−½∇f at X, from the W ⊙ R there (``residual``), into ``out`` (X's layout)."""
+        gradients(s.WR, *s.metric.blocks(X), *s.metric.blocks(out), scale=1.0)
+        return out
+
+    @staticmethod
+    def row_dots(s: LBFGSState, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """⟨a_i, b_i⟩ for each row i of U, then of V, of two stacked vectors (m + n values)."""
+        return torch.cat([torch.linalg.vecdot(x, y, dim=-1) for x, y in zip(s.metric.blocks(a), s.metric.blocks(b))])
 
     def factors(self, s: LBFGSState):
         return s.metric.unstack(s.X)

@@ -8,7 +8,7 @@ import torch
 import solvers
 from problems import synthetic
 from solvers.joint_metric import JointDiagonalMetric, principal_deviation
-from solvers.objective import stacked_half_gradient, weighted_residual
+from solvers.objective import gradients, weighted_residual
 
 
 def _factors(m, n, r, seed=1):
@@ -41,9 +41,15 @@ def _step(metric, X, W, A):
     """P⁻¹G in (U, V)'s coordinates: the metric's step on x̃ for the gradient G̃ at X, mapped back (unstack is
     linear), with G = −½∇f at (U, V)."""
     R, WR = torch.empty_like(A), torch.empty_like(A)
-    m = metric.m
-    weighted_residual(A, W, X[:m], X[m:], R, WR)
-    return metric.unstack(metric.apply_stacked(stacked_half_gradient(WR, X, m)))
+    weighted_residual(A, W, *metric.blocks(X), R, WR)
+    return metric.unstack(metric.apply_stacked(_stacked_half_gradient(metric, WR, X)))
+
+
+def _stacked_half_gradient(metric, WR, X):
+    """−½∇f at the stacked coordinates X, in X's layout, from W ⊙ R there."""
+    G = torch.empty_like(X)
+    gradients(WR, *metric.blocks(X), *metric.blocks(G), scale=1.0)
+    return G
 
 
 def _block_metric(Q, W_rows, F):
@@ -108,9 +114,9 @@ def test_coordinates_round_trip_and_give_f_and_the_gradient(shape):
     torch.testing.assert_close(U2, U)
     torch.testing.assert_close(V2, V)
     R, WR = torch.empty_like(p.A), torch.empty_like(p.A)
-    f, WR = weighted_residual(p.A, p.W, X[:m], X[m:], R, WR)
+    f, WR = weighted_residual(p.A, p.W, *metric.blocks(X), R, WR)
     assert float(f) == pytest.approx(p.objective(U, V), rel=1e-12)
-    G_tilde = stacked_half_gradient(WR, X, m)
+    G_tilde = _stacked_half_gradient(metric, WR, X)
     delta = torch.randn(X.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     G_u, G_v = _half_gradient(p.W, p.A, U, V)
     D_u, D_v = metric.unstack(delta)  # a direction in x̃, in (U, V)'s coordinates (unstack is linear)

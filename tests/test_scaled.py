@@ -297,11 +297,15 @@ def test_calibration_rescales_each_rows_metric_by_its_clipped_secant_ratio(metri
     s = solver.step(dp, s)  # the first step calibrates
     step, y = s.X - X0, G0 - s.G
     Py = old_metric.apply_stacked(y)
-    sy_rows, yy_rows = (step * y).sum(1).numpy(), (y * Py).sum(1).numpy()
+
+    def rows(X):  # the rows of U, then of V, in the metric's coordinates: (m + n) × r
+        return torch.cat(s.metric.blocks(X)).numpy()
+
+    sy_rows, yy_rows = (rows(step) * rows(y)).sum(1), (rows(y) * rows(Py)).sum(1)
     ratio = np.where((sy_rows > 0) & (yy_rows > 0), sy_rows / yy_rows / (sy_rows.sum() / yy_rows.sum()), 1.0)
     expected = np.clip(ratio, 0.1, 10.0)
     probe = torch.randn(s.X.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
-    factor = (s.metric.apply_stacked(probe) / old_metric.apply_stacked(probe)).numpy()
+    factor = rows(s.metric.apply_stacked(probe)) / rows(old_metric.apply_stacked(probe))
     np.testing.assert_allclose(factor, np.repeat(expected[:, None], factor.shape[1], axis=1), rtol=1e-9)
     assert expected.min() < expected.max()  # the rows' scales really differ on this problem
     assert len(s.pairs.order) == 0  # the memory restarts in the new metric
