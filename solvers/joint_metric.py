@@ -45,6 +45,7 @@ import torch
 
 POWER_STEPS = 2  # power iterations for the leading principal direction of the rows of W around their mean
 RIDGE = 1e-6     # ridge on M and on each D_i, relative to their mean diagonal
+VIEW_CACHE = 32  # buffers whose block views ``blocks`` keeps (the solver's own are 2 memory + 8)
 
 
 def principal_deviation(W: torch.Tensor, generator: torch.Generator,
@@ -113,17 +114,26 @@ class JointDiagonalMetric:
         return X
 
     def blocks(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(Ũ, Ṽ) as m × r and n × r views of the stacked vector X (the dense block's a transposed view)."""
-        (m, n), r = self.shapes, X.numel() // sum(self.shapes)
-        U, V = X[:m * r], X[m * r:]
-        if self.u_dense:
-            return U.view(r, m).mT, V.view(n, r)
-        return U.view(m, r), V.view(r, n).mT
+        """(Ũ, Ṽ) as m × r and n × r views of the stacked vector X (the dense block's a transposed view).
+
+        The views of each buffer are made once and kept (a solver passes the same few buffers every iteration,
+        and making them costs more than a small problem's element-wise work); the views keep their buffer
+        alive, so an address in the cache always means the same memory."""
+        key = (X.data_ptr(), X.numel())
+        views = self._views.get(key)
+        if views is None:
+            if len(self._views) >= VIEW_CACHE:
+                self._views.clear()
+            (m, n), r = self.shapes, X.numel() // sum(self.shapes)
+            U, V = X[:m * r], X[m * r:]
+            views = self._views[key] = (U.view(r, m).mT, V.view(n, r)) if self.u_dense else (U.view(m, r),
+                                                                                               V.view(r, n).mT)
+        return views
 
     def start(self, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         Q_u, Q_u_inv, D_u = self.rows.build(V)
         Q_v, Q_v_inv, D_v = self.cols.build(U)
-        self.u_dense = self.m < self.W.shape[1]
+        self.u_dense, self._views = self.m < self.W.shape[1], {}
         if not self.u_dense:  # Ũ = U Q_U, Ṽ = V Q_U⁻ᵀ; the V-block's P̃⁻¹: G ↦ ((G T) ⊘ D) Tᵀ, T = Q_U⁻¹ Q_V⁻ᵀ
             self.to_u, self.from_u, self.to_v, self.from_v = Q_u, Q_u_inv, Q_u_inv.mT, Q_u.mT
             self.T = Q_u_inv @ Q_v_inv.mT

@@ -7,6 +7,7 @@ import torch
 
 import solvers
 from problems import synthetic
+import solvers.joint_metric as JM
 from solvers.joint_metric import JointDiagonalMetric, principal_deviation
 from solvers.objective import gradients, weighted_residual
 
@@ -144,3 +145,20 @@ def test_scaled_lbfgs_reaches_the_same_optimum_with_either_metric(metric, refres
     assert res.objective == pytest.approx(p.f_star, rel=1e-6, abs=1e-9 * p.weighted_norm)
     values = [point.objective for point in res.trace]
     assert all(b <= a * (1 + 1e-12) for a, b in zip(values, values[1:]))  # monotone across the rebuilds
+
+
+@pytest.mark.parametrize("shape", [(30, 20), (20, 30)])
+def test_blocks_are_views_of_their_own_buffer_beyond_the_view_cache(shape):
+    """``blocks`` keeps the views it made: each must still be the view of the buffer it is asked about, for more
+    buffers than the cache holds, and writes through them must land in that buffer."""
+    m, n = shape
+    p = synthetic.heavy_tailed(m=m, n=n, rank=3, seed=1)
+    metric, X = _metric(p.W, *_factors(m, n, 3))
+    buffers = [torch.full_like(X, float(k)) for k in range(JM.VIEW_CACHE + 8)]
+    for k, buffer in enumerate(buffers + buffers[:4]):
+        U, V = metric.blocks(buffer)
+        assert U.shape == (m, 3) and V.shape == (n, 3)
+        assert U.data_ptr() == buffer.data_ptr() and bool((U == k % len(buffers)).all() and (V == U[0, 0]).all())
+        U[0, 0] = -1.0
+        assert float(buffer.min()) == -1.0
+        buffer.fill_(k % len(buffers))
