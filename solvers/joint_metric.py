@@ -68,8 +68,10 @@ class _Side:
         self.W = W
         self.mean, self.direction = principal_deviation(W, generator)
 
-    def build(self, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(Q, Q⁻¹, D⁻¹) at V: the basis, its inverse and each row's inverse diagonal (N × r)."""
+    def build(self, V: torch.Tensor, D_inv: torch.Tensor | None = None,
+              VQ: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(Q, Q⁻¹, D⁻¹) at V: the basis, its inverse and each row's inverse diagonal (N × r, into ``D_inv`` if
+        given); V Q⁻ᵀ, which D needs, goes into ``VQ`` if given (a solver's coordinates use it)."""
         tiny = torch.finfo(V.dtype).tiny
         M = (V.mT * self.mean) @ V
         M.diagonal().add_(RIDGE * M.diagonal().mean().clamp_min(tiny))
@@ -84,7 +86,7 @@ class _Side:
         C = L_inv @ ((V.mT * self.direction) @ V) @ L_inv.mT
         E = torch.linalg.eigh(0.5 * (C + C.mT))[1]
         Q, Q_inv = L @ E, E.mT @ L_inv
-        D = self.W @ (V @ Q_inv.mT).square()  # row i: diag(Q⁻¹ H_i Q⁻ᵀ), ≥ 0
+        D = torch.mm(self.W, torch.mm(V, Q_inv.mT, out=VQ).square(), out=D_inv)  # row i: diag(Q⁻¹ H_i Q⁻ᵀ), ≥ 0
         mean = D.mean(1, keepdim=True)
         D.add_(RIDGE * mean)  # > 0 throughout a row whose mean is, 0 throughout one whose weights are all 0
         return Q, Q_inv, D.reciprocal_().masked_fill_(mean == 0, 1.0)
@@ -131,24 +133,21 @@ class JointDiagonalMetric:
         return views
 
     def start(self, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
-        Q_u, Q_u_inv, D_u = self.rows.build(V)
-        Q_v, Q_v_inv, D_v = self.cols.build(U)
         self.u_dense, self._views = self.m < self.W.shape[1], {}
+        X, self.D_inv, self.scratch = (U.new_empty(U.numel() + V.numel()) for _ in range(3))
+        (X_u, X_v), (D_u, D_v) = self.blocks(X), self.blocks(self.D_inv)
+        # the dense block's coordinates are the V Q⁻ᵀ (U Q⁻ᵀ) that the other block's build forms for its D
+        Q_u, Q_u_inv, _ = self.rows.build(V, D_u, VQ=None if self.u_dense else X_v)
+        Q_v, Q_v_inv, _ = self.cols.build(U, D_v, VQ=X_u if self.u_dense else None)
         if not self.u_dense:  # Ũ = U Q_U, Ṽ = V Q_U⁻ᵀ; the V-block's P̃⁻¹: G ↦ ((G T) ⊘ D) Tᵀ, T = Q_U⁻¹ Q_V⁻ᵀ
             self.to_u, self.from_u, self.to_v, self.from_v = Q_u, Q_u_inv, Q_u_inv.mT, Q_u.mT
             self.T = Q_u_inv @ Q_v_inv.mT
+            torch.mm(U, self.to_u, out=X_u)
         else:  # the mirror image: Ṽ = V Q_V, Ũ = U Q_V⁻ᵀ; the U-block's G ↦ ((G T) ⊘ D) Tᵀ, T = Q_V⁻¹ Q_U⁻ᵀ
             self.to_u, self.from_u, self.to_v, self.from_v = Q_v_inv.mT, Q_v.mT, Q_v, Q_v_inv
             self.T = Q_v_inv @ Q_u_inv.mT
+            torch.mm(V, self.to_v, out=X_v)
         self.T_t = self.T.mT.contiguous()
-        self.D_inv = self._stack(D_u, D_v)
-        self.scratch = torch.empty_like(self.D_inv)
-        return self._stack(U @ self.to_u, V @ self.to_v)
-
-    def _stack(self, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
-        X = U.new_empty(U.numel() + V.numel())
-        for block, value in zip(self.blocks(X), (U, V)):
-            block.copy_(value)
         return X
 
     def _dense_first(self, pair: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
