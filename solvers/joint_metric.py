@@ -134,7 +134,7 @@ class JointDiagonalMetric:
 
     def start(self, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         self.u_dense, self._views = self.m < self.W.shape[1], {}
-        X, self.D_inv, self.scratch = (U.new_empty(U.numel() + V.numel()) for _ in range(3))
+        X, self.D_inv = (U.new_empty(U.numel() + V.numel()) for _ in range(2))
         (X_u, X_v), (D_u, D_v) = self.blocks(X), self.blocks(self.D_inv)
         # the dense block's coordinates are the V Q⁻ᵀ (U Q⁻ᵀ) that the other block's build forms for its D
         Q_u, Q_u_inv, _ = self.rows.build(V, D_u, VQ=None if self.u_dense else X_v)
@@ -148,6 +148,7 @@ class JointDiagonalMetric:
             self.T = Q_v_inv @ Q_u_inv.mT
             torch.mm(V, self.to_v, out=X_v)
         self.T_t = self.T.mT.contiguous()
+        self.scratch = torch.empty_like(self._dense_first(self.blocks(self.D_inv))[0])  # the dense block's layout
         return X
 
     def _dense_first(self, pair: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,9 +172,8 @@ class JointDiagonalMetric:
         out = torch.empty_like(G) if out is None else out
         (g_dense, g_diag), (o_dense, o_diag) = self._dense_first(self.blocks(G)), self._dense_first(self.blocks(out))
         d_dense, d_diag = self._dense_first(self.blocks(self.D_inv))
-        scratch = self._dense_first(self.blocks(self.scratch))[0]
         torch.mul(g_diag, d_diag, out=o_diag)
-        torch.mm(g_dense, self.T, out=scratch)
-        scratch.mul_(d_dense)
-        torch.mm(scratch, self.T_t, out=o_dense)
+        torch.mm(g_dense, self.T, out=self.scratch)
+        self.scratch.mul_(d_dense)
+        torch.mm(self.scratch, self.T_t, out=o_dense)
         return out
