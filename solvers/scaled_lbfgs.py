@@ -254,12 +254,12 @@ class ScaledLBFGS(FirstOrderSolver):
         else:
             metric = GroupedMetric(dp.W, self.params["groups"], dp.generator)
         A, W, X = metric.permute(dp.A), metric.W, metric.start(U, V)
+        pairs = PairStore(self.params["memory"], X)
         s = LBFGSState(X=X, X_trial=torch.empty_like(X), A=A, W=W, f=0.0, G=torch.empty_like(X),
-                       G_next=torch.empty_like(X), PG=X, g=0.0, metric=metric,
-                       pairs=PairStore(self.params["memory"], X), R=torch.empty_like(A), WR=torch.empty_like(A))
+                       G_next=torch.empty_like(X), PG=pairs.pg(pairs.current), g=0.0, metric=metric, pairs=pairs,
+                       R=torch.empty_like(A), WR=torch.empty_like(A))
         s.f = self.residual(s, X)
-        self.half_gradient(s, X, out=s.G)
-        s.PG = metric.apply_stacked(s.G, out=s.pairs.pg(s.pairs.current))
+        metric.apply_stacked(self.half_gradient(s, X, out=s.G), out=s.PG)
         s.g = _dot(s.G, s.PG)
         return s
 
