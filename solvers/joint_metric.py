@@ -99,8 +99,8 @@ class JointDiagonalMetric:
     ``start(U, V)`` builds the metric there and returns x̃ stacked (one vector of (m + n) r numbers);
     ``blocks(x̃)`` views it as (Ũ, Ṽ); ``rebuild(x̃)`` builds the metric anew at the point x̃ and returns that
     point in the new coordinates; ``unstack(x̃)`` gives (U, V); ``apply_stacked(G̃)`` is P̃⁻¹ G̃. Since Ũ Ṽᵀ = U Vᵀ,
-    f and G̃ at x̃ are the plain ones of the blocks (``objective.weighted_residual``, ``objective.gradients``).
-    A and W stay in the problem's order (``permute`` is the identity).
+    f and G̃ at x̃ are the plain ones of the blocks (``objective.weighted_residual``,
+    ``objective.stacked_half_gradient``). A and W stay in the problem's order (``permute`` is the identity).
 
     Layout: the diagonal block is stored row by row (N × r), the dense one transposed (r × N', its r rows of
     length N' = min(m, n)): with the m×n residual stored row by row, that is the layout in which the three products

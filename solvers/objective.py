@@ -65,8 +65,8 @@ def value_and_grad(A: torch.Tensor, W: torch.Tensor, U: torch.Tensor, V: torch.T
     return (f, *gradients(WR, U, V, buffers["gu"], buffers["gv"]))
 
 
-def stacked_half_gradient(WR: torch.Tensor, X: torch.Tensor, m: int, out: torch.Tensor | None = None) -> torch.Tensor:
-    """−½∇f = (WR V, WRᵀ U) for factors stacked as X = [U; V] ((m + n) × r), in the same layout (4mnr FLOPs)."""
-    G = torch.empty_like(X) if out is None else out
-    gradients(WR, X[:m], X[m:], G[:m], G[m:], scale=1.0)
-    return G
+def stacked_half_gradient(WR: torch.Tensor, X: torch.Tensor, out: torch.Tensor, blocks) -> torch.Tensor:
+    """−½∇f = (WR V, WRᵀ U) at the stacked factors X, into ``out`` in X's layout (4mnr FLOPs); ``blocks`` views
+    a stacked vector as its (U, V) blocks (a metric's ``blocks``)."""
+    gradients(WR, *blocks(X), *blocks(out), scale=1.0)
+    return out

@@ -89,7 +89,7 @@ class ScaledGD(FirstOrderSolver):
         self._gradient(s)
 
     def _gradient(self, s: LineState) -> None:
-        stacked_half_gradient(s.WR, s.X, s.m, out=s.G)
+        stacked_half_gradient(s.WR, s.X, s.G, s.metric.blocks)
         s.PG = s.metric.apply_stacked(s.G)
 
     def direction(self, s: LineState) -> torch.Tensor:

@@ -62,7 +62,7 @@ from solvers.base import SolverStop
 from solvers.first_order import FirstOrderSolver
 from solvers.grouped_metric import GROUPS, GroupedMetric
 from solvers.joint_metric import JointDiagonalMetric
-from solvers.objective import gradients, weighted_residual
+from solvers.objective import stacked_half_gradient, weighted_residual
 from solvers.params import Choice, Int, Real
 
 MAX_TRIALS = 30  # backtracking trials per iteration before the line search gives up
@@ -259,7 +259,7 @@ class ScaledLBFGS(FirstOrderSolver):
                        G_next=torch.empty_like(X), PG=pairs.pg(pairs.current), g=0.0, metric=metric, pairs=pairs,
                        R=torch.empty_like(A), WR=torch.empty_like(A))
         s.f = self.residual(s, X)
-        metric.apply_stacked(self.half_gradient(s, X, out=s.G), out=s.PG)
+        metric.apply_stacked(stacked_half_gradient(s.WR, X, s.G, metric.blocks), out=s.PG)
         s.g = _dot(s.G, s.PG)
         return s
 
@@ -268,7 +268,7 @@ class ScaledLBFGS(FirstOrderSolver):
         if every and s.k and s.k % every == 0:  # a new metric (and coordinates): the kept pairs belong to the old
             s.X = s.metric.rebuild(s.X)
             self.residual(s, s.X)
-            self.half_gradient(s, s.X, out=s.G)
+            stacked_half_gradient(s.WR, s.X, s.G, s.metric.blocks)
             s.metric.apply_stacked(s.G, out=s.PG)
             s.g = _dot(s.G, s.PG)
             s.pairs.clear()
@@ -280,7 +280,7 @@ class ScaledLBFGS(FirstOrderSolver):
         t = self.line_search(dp, s, d, slope)
         if t != 1:
             d.mul_(t)  # the slot now holds the step s = t d
-        G_new = self.half_gradient(s, s.X_trial, out=s.G_next)
+        G_new = stacked_half_gradient(s.WR, s.X_trial, s.G_next, s.metric.blocks)
         calibrated = s.k - s.built_at + 1 == self.params["calibrate"] and self.calibrate(s, d, G_new)
         PG_new = s.metric.apply_stacked(G_new, out=s.pairs.pg(s.pairs.next_slot))
         if calibrated:  # a calibration empties the memory: this step's pair belongs to the old metric
@@ -334,12 +334,6 @@ class ScaledLBFGS(FirstOrderSolver):
     def residual(s: LBFGSState, X: torch.Tensor) -> float:
         """f at the stacked factors X, leaving the residual in s.R and W ⊙ R in s.WR."""
         return float(weighted_residual(s.A, s.W, *s.metric.blocks(X), s.R, s.WR)[0])
-
-    @staticmethod
-    def half_gradient(s: LBFGSState, X: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """−½∇f at X, from the W ⊙ R there (``residual``), into ``out`` (X's layout)."""
-        gradients(s.WR, *s.metric.blocks(X), *s.metric.blocks(out), scale=1.0)
-        return out
 
     @staticmethod
     def row_dots(s: LBFGSState, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

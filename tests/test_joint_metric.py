@@ -9,7 +9,7 @@ import solvers
 from problems import synthetic
 import solvers.joint_metric as JM
 from solvers.joint_metric import JointDiagonalMetric, principal_deviation
-from solvers.objective import gradients, weighted_residual
+from solvers.objective import stacked_half_gradient, weighted_residual
 
 
 def _factors(m, n, r, seed=1):
@@ -43,14 +43,7 @@ def _step(metric, X, W, A):
     linear), with G = −½∇f at (U, V)."""
     R, WR = torch.empty_like(A), torch.empty_like(A)
     weighted_residual(A, W, *metric.blocks(X), R, WR)
-    return metric.unstack(metric.apply_stacked(_stacked_half_gradient(metric, WR, X)))
-
-
-def _stacked_half_gradient(metric, WR, X):
-    """−½∇f at the stacked coordinates X, in X's layout, from W ⊙ R there."""
-    G = torch.empty_like(X)
-    gradients(WR, *metric.blocks(X), *metric.blocks(G), scale=1.0)
-    return G
+    return metric.unstack(metric.apply_stacked(stacked_half_gradient(WR, X, torch.empty_like(X), metric.blocks)))
 
 
 def _block_metric(Q, W_rows, F):
@@ -117,7 +110,7 @@ def test_coordinates_round_trip_and_give_f_and_the_gradient(shape):
     R, WR = torch.empty_like(p.A), torch.empty_like(p.A)
     f, WR = weighted_residual(p.A, p.W, *metric.blocks(X), R, WR)
     assert float(f) == pytest.approx(p.objective(U, V), rel=1e-12)
-    G_tilde = _stacked_half_gradient(metric, WR, X)
+    G_tilde = stacked_half_gradient(WR, X, torch.empty_like(X), metric.blocks)
     delta = torch.randn(X.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     G_u, G_v = _half_gradient(p.W, p.A, U, V)
     D_u, D_v = metric.unstack(delta)  # a direction in x̃, in (U, V)'s coordinates (unstack is linear)
